@@ -1,0 +1,311 @@
+// Package oidcclient is Gatehouse's OpenID Connect relying party: discovery with
+// retries, the authorization-code flow with PKCE, ID-token verification and
+// refresh, on top of coreos/go-oidc and golang.org/x/oauth2.
+package oidcclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// ErrNotReady is returned while discovery has not succeeded yet.
+var ErrNotReady = errors.New("oidcclient: provider not discovered yet")
+
+// Config configures a Client.
+type Config struct {
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	RedirectURL  string   // Gatehouse's callback URL
+	Scopes       []string // "openid" is added when missing
+	GroupsClaim  string   // default "groups"
+	// HTTPClient talks to the provider. If nil, a client with a 10s timeout is used.
+	HTTPClient *http.Client
+	Logger     *slog.Logger // nil = discard
+	Now        func() time.Time
+}
+
+// Identity is what Gatehouse keeps of a verified login.
+type Identity struct {
+	Subject, Email    string
+	EmailVerified     bool
+	Name              string
+	PreferredUsername string
+	Groups            []string
+	ProviderSID       string
+	AuthTime          time.Time
+	Claims            map[string]any // every ID-token claim, for claim mappings
+}
+
+// Result is a verified login or refresh: the identity and the provider's tokens.
+type Result struct {
+	Identity     Identity
+	IDToken      string
+	AccessToken  string
+	RefreshToken string
+	Expiry       time.Time
+}
+
+type discovered struct {
+	provider *oidc.Provider
+	verifier *oidc.IDTokenVerifier
+	oauth2   oauth2.Config
+	endSess  string
+}
+
+// Client is safe for concurrent use. It becomes usable once Discover succeeds.
+type Client struct {
+	cfg   Config
+	log   *slog.Logger
+	state atomic.Pointer[discovered]
+	err   atomic.Pointer[error]
+}
+
+// New returns a Client; call Discover (or Run) before use.
+func New(cfg Config) *Client {
+	if cfg.GroupsClaim == "" {
+		cfg.GroupsClaim = "groups"
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	hasOpenID := false
+	for _, s := range cfg.Scopes {
+		hasOpenID = hasOpenID || s == oidc.ScopeOpenID
+	}
+	if !hasOpenID {
+		cfg.Scopes = append([]string{oidc.ScopeOpenID}, cfg.Scopes...)
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger}
+	c.setErr(ErrNotReady)
+	return c
+}
+
+func (c *Client) setErr(err error) { c.err.Store(&err) }
+
+// Ready reports nil once the provider has been discovered, else why not.
+func (c *Client) Ready() error {
+	if c.state.Load() != nil {
+		return nil
+	}
+	return *c.err.Load()
+}
+
+// Discover fetches the provider's metadata once. The keys are fetched later,
+// through a context derived from ctx, so ctx must live as long as the Client.
+func (c *Client) Discover(ctx context.Context) error {
+	ctx = oidc.ClientContext(ctx, c.cfg.HTTPClient)
+	p, err := oidc.NewProvider(ctx, c.cfg.Issuer)
+	if err != nil {
+		err = fmt.Errorf("oidcclient: discovery of %s: %w", c.cfg.Issuer, err)
+		c.setErr(err)
+		return err
+	}
+	var extra struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	_ = p.Claims(&extra) // optional metadata
+	d := &discovered{
+		provider: p,
+		verifier: p.Verifier(&oidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now}),
+		oauth2: oauth2.Config{
+			ClientID:     c.cfg.ClientID,
+			ClientSecret: c.cfg.ClientSecret,
+			RedirectURL:  c.cfg.RedirectURL,
+			Endpoint:     p.Endpoint(),
+			Scopes:       c.cfg.Scopes,
+		},
+		endSess: extra.EndSession,
+	}
+	c.state.Store(d)
+	return nil
+}
+
+// Run retries discovery with capped exponential backoff until it succeeds or
+// ctx ends. Gatehouse starts serving meanwhile; /readyz reports the reason.
+func (c *Client) Run(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for {
+		err := c.Discover(ctx)
+		if err == nil {
+			c.log.Info("openid provider discovered", "issuer", c.cfg.Issuer)
+			return
+		}
+		c.log.Error("openid provider discovery failed; retrying", "issuer", c.cfg.Issuer, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func (c *Client) ready() (*discovered, error) {
+	d := c.state.Load()
+	if d == nil {
+		return nil, c.Ready()
+	}
+	return d, nil
+}
+
+// AuthCodeURL returns the provider URL that starts a login, with state, nonce
+// and the PKCE S256 challenge of verifier.
+func (c *Client) AuthCodeURL(state, nonce, verifier string) (string, error) {
+	d, err := c.ready()
+	if err != nil {
+		return "", err
+	}
+	return d.oauth2.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), nil
+}
+
+// Exchange redeems code, verifies the ID token (signature, issuer, audience,
+// expiry, nonce) and returns the identity and tokens.
+func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*Result, error) {
+	d, err := c.ready()
+	if err != nil {
+		return nil, err
+	}
+	ctx = oidc.ClientContext(ctx, c.cfg.HTTPClient)
+	tok, err := d.oauth2.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		return nil, fmt.Errorf("oidcclient: redeeming code: %w", err)
+	}
+	res, err := c.verify(ctx, d, tok)
+	if err != nil {
+		return nil, err
+	}
+	if res.nonce != nonce || nonce == "" {
+		return nil, errors.New("oidcclient: ID token nonce does not match the login flow")
+	}
+	return &res.Result, nil
+}
+
+// Refresh uses a refresh token. The provider may omit a new ID token; then
+// prev's identity is kept.
+func (c *Client) Refresh(ctx context.Context, refreshToken string, prev Identity) (*Result, error) {
+	d, err := c.ready()
+	if err != nil {
+		return nil, err
+	}
+	ctx = oidc.ClientContext(ctx, c.cfg.HTTPClient)
+	tok, err := d.oauth2.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		return nil, fmt.Errorf("oidcclient: refreshing: %w", err)
+	}
+	if _, ok := tok.Extra("id_token").(string); !ok {
+		return &Result{Identity: prev, AccessToken: tok.AccessToken, RefreshToken: keep(tok.RefreshToken, refreshToken), Expiry: tok.Expiry}, nil
+	}
+	res, err := c.verify(ctx, d, tok)
+	if err != nil {
+		return nil, err
+	}
+	if res.Identity.Subject != prev.Subject {
+		return nil, errors.New("oidcclient: refreshed ID token names another subject")
+	}
+	res.RefreshToken = keep(res.RefreshToken, refreshToken)
+	return &res.Result, nil
+}
+
+func keep(newTok, old string) string {
+	if newTok != "" {
+		return newTok
+	}
+	return old
+}
+
+// EndSessionURL is the provider's RP-initiated logout URL, or "" when the
+// provider does not advertise one.
+func (c *Client) EndSessionURL() string {
+	if d := c.state.Load(); d != nil {
+		return d.endSess
+	}
+	return ""
+}
+
+type verified struct {
+	Result
+	nonce string
+}
+
+func (c *Client) verify(ctx context.Context, d *discovered, tok *oauth2.Token) (*verified, error) {
+	raw, ok := tok.Extra("id_token").(string)
+	if !ok || raw == "" {
+		return nil, errors.New("oidcclient: token response has no id_token")
+	}
+	idt, err := d.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, fmt.Errorf("oidcclient: verifying ID token: %w", err)
+	}
+	if idt.AccessTokenHash != "" {
+		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+			return nil, fmt.Errorf("oidcclient: at_hash: %w", err)
+		}
+	}
+	var all map[string]any
+	if err := idt.Claims(&all); err != nil {
+		return nil, fmt.Errorf("oidcclient: decoding claims: %w", err)
+	}
+	id := IdentityFromClaims(all, c.cfg.GroupsClaim)
+	id.Subject = idt.Subject
+	return &verified{
+		Result: Result{
+			Identity:     id,
+			IDToken:      raw,
+			AccessToken:  tok.AccessToken,
+			RefreshToken: tok.RefreshToken,
+			Expiry:       tok.Expiry,
+		},
+		nonce: idt.Nonce,
+	}, nil
+}
+
+// IdentityFromClaims reads the standard claims from a decoded JWT claim set.
+// The groups claim may be an array of strings or one string.
+func IdentityFromClaims(all map[string]any, groupsClaim string) Identity {
+	str := func(k string) string { s, _ := all[k].(string); return s }
+	id := Identity{
+		Subject:           str("sub"),
+		Email:             str("email"),
+		Name:              str("name"),
+		PreferredUsername: str("preferred_username"),
+		ProviderSID:       str("sid"),
+		Claims:            all,
+	}
+	switch v := all["email_verified"].(type) {
+	case bool:
+		id.EmailVerified = v
+	case string:
+		id.EmailVerified = v == "true"
+	}
+	if at, ok := all["auth_time"].(float64); ok && at > 0 {
+		id.AuthTime = time.Unix(int64(at), 0)
+	}
+	switch g := all[groupsClaim].(type) {
+	case []any:
+		for _, v := range g {
+			if s, ok := v.(string); ok && s != "" {
+				id.Groups = append(id.Groups, s)
+			}
+		}
+	case string:
+		if g != "" {
+			id.Groups = []string{g}
+		}
+	}
+	return id
+}

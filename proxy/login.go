@@ -1,0 +1,336 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/oidcclient"
+	"github.com/gatehouse/gatehouse/sessionstore"
+	"golang.org/x/oauth2"
+)
+
+// LoginClient is the OpenID Connect relying party (oidcclient.Client).
+type LoginClient interface {
+	AuthCodeURL(state, nonce, verifier string) (string, error)
+	Exchange(ctx context.Context, code, verifier, nonce string) (*oidcclient.Result, error)
+}
+
+// maxFlows bounds the login-flow cookies one browser holds (several tabs
+// may log in at once); the oldest is dropped beyond it.
+const maxFlows = 5
+
+// flowTTL is how long a started login may take.
+const flowTTL = 10 * time.Minute
+
+// flow is the state of one login in progress, kept in an encrypted cookie
+// bound to the browser that started it.
+type flow struct {
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	Redirect string `json:"rd"`
+	Started  int64  `json:"t"`
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// flowCookieName derives the cookie name from the state, so the callback
+// finds its flow among several.
+func (s *Server) flowCookieName(state string) string {
+	return s.flowPrefix + state[:16]
+}
+
+func (s *Server) flowCookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     s.prefix + "/callback",
+		Secure:   s.cfg.Secure,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+		MaxAge:   maxAge,
+	}
+}
+
+func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		s.fail(w, r, http.StatusMethodNotAllowed, "Use GET.")
+		return
+	}
+	rd := "/"
+	if raw := r.URL.Query().Get("rd"); raw != "" {
+		if clean, err := s.cfg.Redirects.Check(raw); err == nil {
+			rd = clean
+		} else {
+			s.log.Info("login: ignoring invalid rd", "request_id", requestID(r), "err", err)
+		}
+	}
+	f := flow{
+		State:    randomString(32),
+		Nonce:    randomString(32),
+		Verifier: oauth2.GenerateVerifier(),
+		Redirect: rd,
+		Started:  s.now().Unix(),
+	}
+	authURL, err := s.cfg.Login.AuthCodeURL(f.State, f.Nonce, f.Verifier)
+	if err != nil {
+		s.log.Error("login: provider not ready", "request_id", requestID(r), "err", err)
+		s.fail(w, r, http.StatusServiceUnavailable, "The identity provider is not reachable yet; try again shortly.")
+		return
+	}
+	raw, _ := json.Marshal(f)
+	name := s.flowCookieName(f.State)
+	value, err := s.cfg.FlowCodec.Encode(name, raw)
+	if err != nil {
+		s.log.Error("login: encoding flow cookie", "request_id", requestID(r), "err", err)
+		s.fail(w, r, http.StatusInternalServerError, "Internal error.")
+		return
+	}
+	s.dropOldFlows(w, r)
+	http.SetCookie(w, s.flowCookie(name, value, int(flowTTL/time.Second)))
+	http.Redirect(w, r, authURL, http.StatusFound)
+}
+
+// dropOldFlows expires the oldest flow cookies so that, with the new one,
+// at most maxFlows remain. Undecodable ones go first.
+func (s *Server) dropOldFlows(w http.ResponseWriter, r *http.Request) {
+	type aged struct {
+		name string
+		t    int64
+	}
+	var flows []aged
+	for _, c := range r.Cookies() {
+		if !strings.HasPrefix(c.Name, s.flowPrefix) {
+			continue
+		}
+		var f flow
+		if raw, err := s.cfg.FlowCodec.Decode(c.Name, c.Value); err == nil && json.Unmarshal(raw, &f) == nil {
+			flows = append(flows, aged{c.Name, f.Started})
+		} else {
+			flows = append(flows, aged{c.Name, 0})
+		}
+	}
+	for len(flows) >= maxFlows {
+		oldest := 0
+		for i, f := range flows {
+			if f.t < flows[oldest].t {
+				oldest = i
+			}
+		}
+		http.SetCookie(w, s.flowCookie(flows[oldest].name, "", -1))
+		flows = append(flows[:oldest], flows[oldest+1:]...)
+	}
+}
+
+func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		s.fail(w, r, http.StatusMethodNotAllowed, "Use GET.")
+		return
+	}
+	q := r.URL.Query()
+	state := q.Get("state")
+	var f flow
+	name := ""
+	if len(state) >= 16 {
+		name = s.flowCookieName(state)
+		if c, err := r.Cookie(name); err == nil {
+			raw, err := s.cfg.FlowCodec.Decode(name, c.Value)
+			if err == nil && json.Unmarshal(raw, &f) == nil &&
+				subtle.ConstantTimeCompare([]byte(f.State), []byte(state)) == 1 {
+				// The flow is used up whatever happens next.
+				http.SetCookie(w, s.flowCookie(name, "", -1))
+			} else {
+				f = flow{}
+			}
+		}
+	}
+	if f.State == "" {
+		s.cfg.Metrics.login("invalid_state")
+		s.log.Info("login: callback without a matching login flow", "request_id", requestID(r))
+		s.page(w, http.StatusBadRequest, "Sign-in expired",
+			"This sign-in link is no longer valid: it expired, was already used, or was started in another browser.", s.prefix+"/start")
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		s.cfg.Metrics.login("provider_error")
+		s.log.Info("login: provider returned an error", "request_id", requestID(r), "error", truncate(e, 64))
+		msg := "The identity provider did not sign you in."
+		if e == "access_denied" {
+			msg = "Access was denied at the identity provider."
+		}
+		s.page(w, http.StatusForbidden, "Sign-in failed", msg, s.prefix+"/start?rd="+url.QueryEscape(f.Redirect))
+		return
+	}
+	code := q.Get("code")
+	if code == "" || len(code) > 2048 {
+		s.cfg.Metrics.login("invalid_state")
+		s.page(w, http.StatusBadRequest, "Sign-in failed", "The identity provider's answer had no code.", s.prefix+"/start")
+		return
+	}
+	res, err := s.cfg.Login.Exchange(r.Context(), code, f.Verifier, f.Nonce)
+	if err != nil {
+		s.cfg.Metrics.login("exchange_failed")
+		s.log.Warn("login: code exchange failed", "request_id", requestID(r), "err", err)
+		s.page(w, http.StatusBadGateway, "Sign-in failed",
+			"The sign-in could not be completed with the identity provider.", s.prefix+"/start?rd="+url.QueryEscape(f.Redirect))
+		return
+	}
+	now := s.now()
+	sess := &sessionstore.Session{
+		Subject:           res.Identity.Subject,
+		Email:             res.Identity.Email,
+		EmailVerified:     res.Identity.EmailVerified,
+		Name:              res.Identity.Name,
+		PreferredUsername: res.Identity.PreferredUsername,
+		Groups:            res.Identity.Groups,
+		Claims:            res.Identity.Claims,
+		ProviderSID:       res.Identity.ProviderSID,
+		IDToken:           res.IDToken,
+		AccessToken:       res.AccessToken,
+		RefreshToken:      res.RefreshToken,
+		TokenExpiry:       res.Expiry,
+		AuthTime:          res.Identity.AuthTime,
+		CreatedAt:         now,
+		LastSeen:          now,
+		ExpiresAt:         now.Add(s.cfg.MaxLifetime),
+		Version:           1,
+	}
+	if sess.AuthTime.IsZero() {
+		sess.AuthTime = now
+	}
+	if !s.userAllowed(sess) {
+		s.cfg.Metrics.login("forbidden")
+		s.log.Info("login: user not allowed by policy", "request_id", requestID(r), "user", sess.Subject)
+		s.page(w, http.StatusForbidden, "Not allowed", "You signed in, but this account is not allowed to use this site.", "")
+		return
+	}
+	// A fresh session id at every login; any session the browser had before
+	// is ended, so a planted cookie can never become a logged-in one.
+	if old, ok := s.ticket(r); ok {
+		_ = s.storeDelete(r.Context(), old)
+	}
+	t, err := sessionstore.NewTicket()
+	if err == nil {
+		start := time.Now()
+		err = s.cfg.Store.Save(r.Context(), t, sess)
+		s.cfg.Metrics.storeOp("save", time.Since(start).Seconds(), err != nil)
+	}
+	var value string
+	if err == nil {
+		value, err = s.cfg.Codec.EncodeTicket(s.cookieName, t)
+	}
+	if err != nil {
+		s.cfg.Metrics.login("store_error")
+		s.log.Error("login: saving session", "request_id", requestID(r), "err", err)
+		s.page(w, http.StatusServiceUnavailable, "Sign-in failed", "Your session could not be saved; try again shortly.", s.prefix+"/start")
+		return
+	}
+	s.cfg.Metrics.login("success")
+	s.log.Info("login", "request_id", requestID(r), "user", sess.Subject, "sid", t.SID())
+	http.SetCookie(w, s.sessionCookie(value))
+	// The target was checked when the flow started; check again at use.
+	rd, err := s.cfg.Redirects.Check(f.Redirect)
+	if err != nil {
+		rd = "/"
+	}
+	http.Redirect(w, r, rd, http.StatusFound)
+}
+
+func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		s.fail(w, r, http.StatusMethodNotAllowed, "Use GET or POST.")
+		return
+	}
+	if t, ok := s.ticket(r); ok {
+		if err := s.storeDelete(r.Context(), t); err != nil {
+			// Never pretend: the session still exists server-side.
+			s.log.Error("sign-out: deleting session", "request_id", requestID(r), "err", err)
+			s.fail(w, r, http.StatusServiceUnavailable, "Sign-out could not be completed; try again shortly.")
+			return
+		}
+		s.forgetTokens(t)
+		s.log.Info("sign-out", "request_id", requestID(r), "sid", t.SID())
+	}
+	http.SetCookie(w, s.sessionCookie(""))
+	if raw := r.URL.Query().Get("rd"); raw != "" {
+		if rd, err := s.cfg.Redirects.Check(raw); err == nil {
+			http.Redirect(w, r, rd, http.StatusFound)
+			return
+		}
+	}
+	if !wantsHTML(r) && r.Method == http.MethodPost {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	s.page(w, http.StatusOK, "Signed out", "You are signed out.", s.prefix+"/start")
+}
+
+// forgetTokens drops every cached minted token of a session.
+func (s *Server) forgetTokens(t sessionstore.Ticket) {
+	s.cfg.Minter.Forget(t.SID())
+}
+
+func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		s.fail(w, r, http.StatusMethodNotAllowed, "Use GET.")
+		return
+	}
+	sess, _, err := s.session(r)
+	if errors.Is(err, errNoSession) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "Not signed in.")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, http.StatusServiceUnavailable, "Session store unavailable; try again shortly.")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	groups := sess.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"user":               sess.Subject,
+		"email":              sess.Email,
+		"email_verified":     sess.EmailVerified,
+		"name":               sess.Name,
+		"preferred_username": sess.PreferredUsername,
+		"groups":             groups,
+	})
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.JWKS == nil {
+		s.fail(w, r, http.StatusNotFound, "Not found.")
+		return
+	}
+	w.Header().Del("Cache-Control") // the key set is public and cacheable
+	s.cfg.JWKS.ServeHTTP(w, r)
+}
+
+func requestID(r *http.Request) string {
+	if rs, ok := r.Context().Value(reqStateKey{}).(*reqState); ok {
+		return rs.id
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

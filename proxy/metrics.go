@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the proxy's Prometheus series. A nil *Metrics records nothing.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	logins   *prometheus.CounterVec
+	store    *prometheus.HistogramVec
+	storeErr *prometheus.CounterVec
+}
+
+// NewMetrics registers the proxy's series on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_http_requests_total",
+			Help: "Requests handled, by route (or Gatehouse endpoint) and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_http_request_duration_seconds",
+			Help:    "Time to the end of the response, by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_logins_total",
+			Help: "Login attempts by outcome.",
+		}, []string{"outcome"}),
+		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_session_store_duration_seconds",
+			Help:    "Session store operation latency.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"op"}),
+		storeErr: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_session_store_errors_total",
+			Help: "Session store operations that failed (not counting 'not found').",
+		}, []string{"op"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.logins, m.store, m.storeErr)
+	for _, o := range []string{"success", "provider_error", "invalid_state", "exchange_failed", "forbidden", "store_error"} {
+		m.logins.WithLabelValues(o)
+	}
+	return m
+}
+
+func (m *Metrics) request(route string, code int, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(route, codeString(code)).Inc()
+	m.duration.WithLabelValues(route).Observe(seconds)
+}
+
+func (m *Metrics) login(outcome string) {
+	if m != nil {
+		m.logins.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (m *Metrics) storeOp(op string, seconds float64, failed bool) {
+	if m == nil {
+		return
+	}
+	m.store.WithLabelValues(op).Observe(seconds)
+	if failed {
+		m.storeErr.WithLabelValues(op).Inc()
+	}
+}
+
+var codeStrings = func() (s [600]string) {
+	for i := range s {
+		s[i] = itoa3(i)
+	}
+	return
+}()
+
+func itoa3(i int) string {
+	return string([]byte{byte('0' + i/100), byte('0' + i/10%10), byte('0' + i%10)})
+}
+
+func codeString(code int) string {
+	if code >= 0 && code < len(codeStrings) {
+		return codeStrings[code]
+	}
+	return "other"
+}

@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse/gatehouse/sessionstore"
+)
+
+// errNoSession means the request has no usable session: no cookie, a cookie
+// that does not decode, or a session that is gone or timed out.
+var errNoSession = errors.New("no session")
+
+// session returns the request's session. Any other error than errNoSession
+// means the store could not answer (a 503, not a login).
+func (s *Server) session(r *http.Request) (*sessionstore.Session, sessionstore.Ticket, error) {
+	t, ok := s.ticket(r)
+	if !ok {
+		return nil, t, errNoSession
+	}
+	ctx := r.Context()
+	sess, err := s.load(ctx, t)
+	if err != nil {
+		return nil, t, err
+	}
+	now := s.now()
+	if sess.Expired(now, s.cfg.IdleTimeout) {
+		s.storeDelete(ctx, t)
+		return nil, t, errNoSession
+	}
+	if now.Sub(sess.LastSeen) >= s.touchEvery {
+		// Best effort: a failed touch costs at most touchEvery of idle time.
+		start := time.Now()
+		err := s.cfg.Store.Touch(ctx, t, now)
+		s.cfg.Metrics.storeOp("touch", time.Since(start).Seconds(), err != nil && !errors.Is(err, sessionstore.ErrNotFound))
+		if err == nil {
+			sess.LastSeen = now
+		}
+	}
+	return sess, t, nil
+}
+
+// ticket decodes the session cookie. Several cookies of the same name can
+// arrive (a sibling domain may have set one); the first that decodes wins.
+func (s *Server) ticket(r *http.Request) (sessionstore.Ticket, bool) {
+	for _, c := range r.CookiesNamed(s.cookieName) {
+		if t, err := s.cfg.Codec.DecodeTicket(s.cookieName, c.Value); err == nil {
+			return t, true
+		}
+	}
+	return sessionstore.Ticket{}, false
+}
+
+func (s *Server) load(ctx context.Context, t sessionstore.Ticket) (*sessionstore.Session, error) {
+	start := time.Now()
+	sess, err := s.cfg.Store.Load(ctx, t)
+	notFound := errors.Is(err, sessionstore.ErrNotFound)
+	s.cfg.Metrics.storeOp("load", time.Since(start).Seconds(), err != nil && !notFound)
+	if notFound {
+		return nil, errNoSession
+	}
+	return sess, err
+}
+
+func (s *Server) storeDelete(ctx context.Context, t sessionstore.Ticket) error {
+	start := time.Now()
+	err := s.cfg.Store.Delete(ctx, t)
+	s.cfg.Metrics.storeOp("delete", time.Since(start).Seconds(), err != nil)
+	return err
+}
+
+// sessionCookie builds the Set-Cookie for a ticket value; value "" clears it.
+func (s *Server) sessionCookie(value string) *http.Cookie {
+	c := &http.Cookie{
+		Name:     s.cookieName,
+		Value:    value,
+		Path:     "/",
+		Secure:   s.cfg.Secure,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+		MaxAge:   int(s.cfg.MaxLifetime / time.Second),
+	}
+	if value == "" {
+		c.MaxAge = -1
+	}
+	return c
+}

@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// TransportConfig tunes the connection pool to the upstreams. Zero values
+// take the defaults in brackets.
+type TransportConfig struct {
+	DialTimeout           time.Duration // [3s]
+	ResponseHeaderTimeout time.Duration // [30s] a slower upstream gets a 504
+	IdleConnTimeout       time.Duration // [90s]
+	MaxIdleConnsPerHost   int           // [256] sized for a busy proxy: reuse beats new connections
+}
+
+// NewTransport returns the upstream transport: keep-alive, a large idle
+// pool per host, and a timeout on every phase.
+func NewTransport(c TransportConfig) *http.Transport {
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 3 * time.Second
+	}
+	if c.ResponseHeaderTimeout <= 0 {
+		c.ResponseHeaderTimeout = 30 * time.Second
+	}
+	if c.IdleConnTimeout <= 0 {
+		c.IdleConnTimeout = 90 * time.Second
+	}
+	if c.MaxIdleConnsPerHost <= 0 {
+		c.MaxIdleConnsPerHost = 256
+	}
+	return &http.Transport{
+		Proxy:                 nil, // never route upstream traffic through an environment proxy
+		DialContext:           (&net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          4 * c.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
+		IdleConnTimeout:       c.IdleConnTimeout,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// bufferPool recycles the 32 KiB copy buffers of the reverse proxies.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32*1024)
+}
+
+func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
+
+var sharedBuffers = &bufferPool{}
+
+func (s *Server) reverseProxy(rt *Route) *httputil.ReverseProxy {
+	target := rt.Upstream
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			fw, _ := pr.In.Context().Value(forwardKey{}).(*forward)
+			s.rewrite(pr, target, fw)
+		},
+		Transport:  s.cfg.Transport,
+		BufferPool: sharedBuffers,
+		ErrorLog:   slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			code, msg := http.StatusBadGateway, "Upstream unavailable."
+			var ne net.Error
+			if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+				code, msg = http.StatusGatewayTimeout, "Upstream timed out."
+			}
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				return // the client went away; nothing to answer
+			}
+			rs, _ := r.Context().Value(reqStateKey{}).(*reqState)
+			id := ""
+			if rs != nil {
+				id = rs.id
+			}
+			s.log.Warn("upstream error", "request_id", id, "route", rt.Name, "err", err)
+			s.fail(w, r, code, msg)
+		},
+	}
+}
+
+// rewrite builds the upstream request. It runs after ReverseProxy has removed
+// hop-by-hop headers (including any named in Connection), so what it sets
+// here reaches the upstream.
+func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL, fw *forward) {
+	out := pr.Out
+	out.URL.Scheme = target.Scheme
+	out.URL.Host = target.Host
+	p := "/"
+	if fw != nil {
+		p = fw.path
+	}
+	out.URL.Path = joinPath(target.Path, p)
+	out.URL.RawPath = ""
+	out.Host = pr.In.Host
+
+	trusted := s.trustedPeer(pr.In.RemoteAddr)
+	if trusted {
+		if v := pr.In.Header["X-Forwarded-For"]; len(v) > 0 {
+			out.Header["X-Forwarded-For"] = v
+		}
+	}
+	pr.SetXForwarded()
+	if trusted {
+		for _, h := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
+			if v := pr.In.Header.Get(h); v != "" {
+				out.Header.Set(h, v)
+			}
+		}
+	}
+
+	stripIdentity(out.Header, s.tokenHdrNorm)
+	stripCookies(out.Header, s.isOurCookie)
+	if rs, ok := pr.In.Context().Value(reqStateKey{}).(*reqState); ok {
+		out.Header.Set("X-Request-Id", rs.id)
+	}
+	if fw == nil || !fw.authenticated {
+		return
+	}
+	if s.cfg.TokenScheme != "" {
+		out.Header.Set(s.cfg.TokenHeader, s.cfg.TokenScheme+" "+fw.token)
+	} else {
+		out.Header.Set(s.cfg.TokenHeader, fw.token)
+	}
+	out.Header.Set(hdrUser, fw.user)
+	setIf(out.Header, hdrEmail, fw.email)
+	setIf(out.Header, hdrGroups, fw.groups)
+	setIf(out.Header, hdrPreferredUsername, fw.preferredUsername)
+}
+
+func setIf(h http.Header, k, v string) {
+	if v != "" {
+		h.Set(k, v)
+	}
+}
+
+func joinPath(base, p string) string {
+	if base == "" || base == "/" {
+		return p
+	}
+	return strings.TrimSuffix(base, "/") + p
+}
+
+func (s *Server) isOurCookie(name string) bool {
+	return name == s.cookieName || strings.HasPrefix(name, s.flowPrefix)
+}
+
+// trustedPeer reports whether the connection comes from a configured proxy
+// whose forwarded headers may be believed.
+func (s *Server) trustedPeer(remoteAddr string) bool {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
