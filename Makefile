@@ -1,0 +1,34 @@
+# Gatehouse. `make demo` runs the demo; `make test` runs every test.
+GO ?= go
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/gatehouse/gatehouse/cli.Version=$(VERSION)
+
+.PHONY: demo test test-quick build lint fuzz
+
+demo:
+	$(GO) run . demo
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o gatehouse .
+
+## test: install what the tests need, then lint and run the whole suite with the race detector.
+test:
+	./scripts/install-deps.sh
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## test-quick: the fast loop (needs redis-server on PATH).
+test-quick:
+	$(GO) test ./...
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
