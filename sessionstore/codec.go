@@ -1,0 +1,166 @@
+package sessionstore
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/gorilla/securecookie"
+	"golang.org/x/crypto/hkdf"
+)
+
+// ErrInvalidCookie reports a cookie value that does not decode: tampered, truncated, expired, made for another cookie
+// name or with a retired secret, or simply garbage. It is the client's fault (a 401), never a server error.
+var ErrInvalidCookie = errors.New("sessionstore: invalid cookie")
+
+const (
+	// MinSecretLen is the shortest cookie secret NewCodec accepts: 256 bits, the strength of the derived keys.
+	MinSecretLen = 32
+
+	// maxCookieLen is the longest encoded value Encode produces or Decode considers; browsers do not keep cookies
+	// longer than 4096 bytes anyway (RFC 6265 section 6.1).
+	maxCookieLen = 4096
+
+	// maxTicketCookieLen bounds encoded tickets. A ticket encodes to about 200 bytes; anything much longer is
+	// rejected before any base64 or HMAC work.
+	maxTicketCookieLen = 256
+
+	ticketLen = len(ID{}) + 32
+
+	// HKDF info strings keep the two derived keys independent of each other and of any other use of the secret.
+	hashKeyInfo  = "gatehouse cookie hmac-sha256 v1"
+	blockKeyInfo = "gatehouse cookie aes-256 v1"
+)
+
+// Codec encodes and decodes cookie values with gorilla/securecookie: AES-256-CTR encryption authenticated by
+// HMAC-SHA256 over the cookie name, a timestamp and the ciphertext. It is safe for concurrent use.
+type Codec struct {
+	codecs []securecookie.Codec // codecs[0] encodes; all decode, newest first
+}
+
+// NewCodec returns a Codec for secrets, newest first: secrets[0] encodes, every secret decodes, so a secret can be
+// rotated in by prepending it and retired by removing it. Each secret must be at least MinSecretLen bytes of
+// high-entropy data; the HMAC and AES keys are derived from it with HKDF-SHA256.
+//
+// maxAge bounds how old an encoded value may be when decoded, in whole seconds; zero means no limit (the server-side
+// session then decides). NewCodec round-trips a value through every secret so a bad key fails here, at startup.
+func NewCodec(secrets [][]byte, maxAge time.Duration) (*Codec, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("sessionstore: cookie codec: no secrets: at least one is required")
+	}
+	if maxAge < 0 || (maxAge > 0 && maxAge < time.Second) {
+		return nil, fmt.Errorf("sessionstore: cookie codec: max age %v: must be zero (no limit) or at least 1s", maxAge)
+	}
+	maxAgeSec := int(math.Ceil(maxAge.Seconds()))
+
+	c := &Codec{}
+	for i, secret := range secrets {
+		if len(secret) < MinSecretLen {
+			return nil, fmt.Errorf("sessionstore: cookie codec: secret #%d is %d bytes: must be at least %d bytes",
+				i+1, len(secret), MinSecretLen)
+		}
+		hashKey, err := deriveKey(secret, hashKeyInfo)
+		if err != nil {
+			return nil, err
+		}
+		blockKey, err := deriveKey(secret, blockKeyInfo)
+		if err != nil {
+			return nil, err
+		}
+		sc := securecookie.New(hashKey, blockKey).
+			MaxLength(maxCookieLen).
+			MaxAge(maxAgeSec).
+			SetSerializer(securecookie.NopEncoder{})
+		c.codecs = append(c.codecs, sc)
+	}
+
+	// securecookie.New defers key errors to the first Encode/Decode; surface them now, for every secret.
+	probe := []byte("gatehouse codec self-test")
+	for i, sc := range c.codecs {
+		enc, err := sc.Encode("probe", probe)
+		if err != nil {
+			return nil, fmt.Errorf("sessionstore: cookie codec: secret #%d: self-test encode: %w", i+1, err)
+		}
+		var dec []byte
+		if err := sc.Decode("probe", enc, &dec); err != nil {
+			return nil, fmt.Errorf("sessionstore: cookie codec: secret #%d: self-test decode: %w", i+1, err)
+		}
+		if !bytes.Equal(dec, probe) {
+			return nil, fmt.Errorf("sessionstore: cookie codec: secret #%d: self-test decoded a different value", i+1)
+		}
+	}
+	return c, nil
+}
+
+func deriveKey(secret []byte, info string) ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, secret, nil, []byte(info)), key); err != nil {
+		return nil, fmt.Errorf("sessionstore: cookie codec: deriving key: %w", err)
+	}
+	return key, nil
+}
+
+// Encode encrypts and authenticates value for the cookie called name, with the newest secret.
+func (c *Codec) Encode(name string, value []byte) (string, error) {
+	if value == nil {
+		// NopEncoder refuses a nil slice; an empty value is still a value.
+		value = []byte{}
+	}
+	s, err := c.codecs[0].Encode(name, value)
+	if err != nil {
+		return "", fmt.Errorf("sessionstore: encoding cookie %q: %w", name, err)
+	}
+	return s, nil
+}
+
+// Decode authenticates and decrypts a value made by Encode for the same name with any of the secrets. Every failure
+// wraps ErrInvalidCookie.
+func (c *Codec) Decode(name, value string) ([]byte, error) {
+	return c.decode(name, value, maxCookieLen)
+}
+
+func (c *Codec) decode(name, value string, maxLen int) ([]byte, error) {
+	// Checked once here rather than once per secret inside securecookie.
+	if value == "" {
+		return nil, fmt.Errorf("%w: empty", ErrInvalidCookie)
+	}
+	if len(value) > maxLen {
+		return nil, fmt.Errorf("%w: %d bytes is longer than %d", ErrInvalidCookie, len(value), maxLen)
+	}
+	var dst []byte
+	for _, sc := range c.codecs {
+		if err := sc.Decode(name, value, &dst); err == nil {
+			return dst, nil
+		}
+	}
+	// Which check failed is deliberately not reported: it would only help someone probing.
+	return nil, ErrInvalidCookie
+}
+
+// EncodeTicket encodes t for the cookie called name.
+func (c *Codec) EncodeTicket(name string, t Ticket) (string, error) {
+	var b [ticketLen]byte
+	copy(b[:len(t.ID)], t.ID[:])
+	copy(b[len(t.ID):], t.Key[:])
+	return c.Encode(name, b[:])
+}
+
+// DecodeTicket decodes a value made by EncodeTicket for the same name. Every failure, including a payload of the
+// wrong length, wraps ErrInvalidCookie.
+func (c *Codec) DecodeTicket(name, value string) (Ticket, error) {
+	b, err := c.decode(name, value, maxTicketCookieLen)
+	if err != nil {
+		return Ticket{}, err
+	}
+	if len(b) != ticketLen {
+		return Ticket{}, fmt.Errorf("%w: ticket payload is %d bytes, want %d", ErrInvalidCookie, len(b), ticketLen)
+	}
+	var t Ticket
+	copy(t.ID[:], b[:len(t.ID)])
+	copy(t.Key[:], b[len(t.ID):])
+	return t, nil
+}

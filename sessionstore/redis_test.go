@@ -1,0 +1,272 @@
+package sessionstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/gatehouse/gatehouse/internal/testredis"
+)
+
+// rawClient talks to srv directly, to inspect what the store wrote.
+func rawClient(t testing.TB, srv *testredis.Server) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{
+		Addr:                     srv.Addr,
+		Password:                 srv.Password,
+		TLSConfig:                srv.TLSConfig,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// newRedisStore returns a store on srv with its own key prefix, so stores sharing a server never see each other.
+func newRedisStore(t testing.TB, srv *testredis.Server, now func() time.Time) *Redis {
+	t.Helper()
+	r, err := NewRedis(RedisConfig{
+		Addrs:     []string{srv.Addr},
+		Password:  srv.Password,
+		TLSConfig: srv.TLSConfig,
+		KeyPrefix: fmt.Sprintf("test%d", prefixSeq.Add(1)),
+		Now:       now,
+	})
+	if err != nil {
+		t.Fatalf("NewRedis: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+var prefixSeq atomic.Int64
+
+func TestRedisConformance(t *testing.T) {
+	tests := []struct {
+		name string
+		opts testredis.Options
+	}{
+		{"standalone", testredis.Options{}},
+		{"password", testredis.Options{Password: "conformance-pw"}},
+		{"tls and password", testredis.Options{TLS: true, Password: "conformance-pw"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := testredis.Start(t, tt.opts)
+			raw := rawClient(t, srv)
+			testStore(t, harness{
+				newStore: func(t *testing.T, now func() time.Time) store {
+					return newRedisStore(t, srv, now)
+				},
+				ttl: func(t *testing.T, s store, tk Ticket) time.Duration {
+					key := s.(*Redis).key(storeHash(tk.ID))
+					ttl, err := raw.PTTL(context.Background(), key).Result()
+					if err != nil {
+						t.Fatalf("PTTL %s: %v", key, err)
+					}
+					return ttl
+				},
+			})
+		})
+	}
+}
+
+// TestRedisAtRest checks what someone reading Redis learns: neither the session id (which would let them use the
+// session) nor the provider's tokens or the user's identity.
+func TestRedisAtRest(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.Start(t, testredis.Options{})
+	raw := rawClient(t, srv)
+	clock := newFakeClock()
+	r := newRedisStore(t, srv, clock.Now)
+
+	tk := mustTicket(t)
+	sess := fullSession(clock.Now())
+	if err := r.Save(ctx, tk, sess); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	if err := r.Touch(ctx, tk, clock.Now().Add(time.Second)); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+
+	keys, err := raw.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatalf("KEYS: %v", err)
+	}
+	if len(keys) != 1 {
+		t.Fatalf("keys after one Save = %q; want exactly one", keys)
+	}
+	key := keys[0]
+	if want := regexp.MustCompile(`^` + r.prefix + `:s:\{[0-9a-f]{64}\}$`); !want.MatchString(key) {
+		t.Errorf("key = %q; want %v", key, want)
+	}
+
+	secrets := map[string][]byte{
+		"id (raw)":          tk.ID[:],
+		"id (hex)":          []byte(hex.EncodeToString(tk.ID[:])),
+		"id (base64)":       []byte(base64.StdEncoding.EncodeToString(tk.ID[:])),
+		"id (base64url)":    []byte(base64.RawURLEncoding.EncodeToString(tk.ID[:])),
+		"key (raw)":         tk.Key[:],
+		"key (hex)":         []byte(hex.EncodeToString(tk.Key[:])),
+		"key (base64url)":   []byte(base64.RawURLEncoding.EncodeToString(tk.Key[:])),
+		"SID":               []byte(tk.SID()),
+		"access token":      []byte(sess.AccessToken),
+		"refresh token":     []byte(sess.RefreshToken),
+		"ID token":          []byte(sess.IDToken),
+		"email":             []byte(sess.Email),
+		"subject":           []byte(sess.Subject),
+		"group":             []byte(sess.Groups[0]),
+		"provider sid":      []byte(sess.ProviderSID),
+		"claim value":       []byte("acme"),
+		"JSON field name":   []byte("refresh_token"),
+		"hex of refresh tk": []byte(hex.EncodeToString([]byte(sess.RefreshToken))),
+	}
+	fields, err := raw.HGetAll(ctx, key).Result()
+	if err != nil {
+		t.Fatalf("HGETALL: %v", err)
+	}
+	if len(fields) == 0 {
+		t.Fatal("HGETALL returned no fields; want the stored session")
+	}
+	for what, secret := range secrets {
+		if strings.Contains(key, string(secret)) {
+			t.Errorf("key %q contains the %s", key, what)
+		}
+		for f, v := range fields {
+			if bytes.Contains([]byte(f+v), secret) {
+				t.Errorf("hash field %q contains the %s", f, what)
+			}
+		}
+	}
+}
+
+func TestRedisOutageAndRecovery(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.Start(t, testredis.Options{Password: "pw"})
+	r, err := NewRedis(RedisConfig{
+		Addrs:     []string{srv.Addr},
+		Password:  srv.Password,
+		OpTimeout: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("NewRedis: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+
+	tk := mustTicket(t)
+	sess := &Session{Subject: "u", ExpiresAt: time.Now().Add(time.Hour)}
+	if err := r.Save(ctx, tk, sess); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+
+	srv.Stop()
+	// The caller's context has no deadline: OpTimeout alone must end every call.
+	if _, err := r.Load(ctx, tk); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("Load with Redis down: err = %v; want a connection error, not ErrNotFound", err)
+	}
+	if err := r.Touch(ctx, tk, time.Now()); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("Touch with Redis down: err = %v; want a connection error, not ErrNotFound", err)
+	}
+	if err := r.Save(ctx, tk, sess); err == nil {
+		t.Error("Save with Redis down: err = nil; want an error")
+	}
+	if err := r.Ping(ctx); err == nil {
+		t.Error("Ping with Redis down: err = nil; want an error")
+	}
+
+	srv.Restart(t)
+	// go-redis backs off dialling after failures; poll until the same store answers again.
+	for attempt := 0; ; attempt++ {
+		if err = r.Ping(ctx); err == nil {
+			break
+		}
+		if attempt == 100 {
+			t.Fatalf("Ping after Restart still failing: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The restarted server kept nothing: the old session is gone, which is ErrNotFound now, not an outage.
+	if _, err := r.Load(ctx, tk); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Load of a session lost in the restart: err = %v; want ErrNotFound", err)
+	}
+	if err := r.Save(ctx, tk, sess); err != nil {
+		t.Fatalf("Save after Restart: %v", err)
+	}
+	if got, err := r.Load(ctx, tk); err != nil || got.Subject != "u" {
+		t.Fatalf("Load after Restart = (%v, %v); want the saved session", got, err)
+	}
+}
+
+func TestRedisCancelledContext(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	r := newRedisStore(t, srv, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Load(ctx, mustTicket(t)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Load with a cancelled context: err = %v; want context.Canceled", err)
+	}
+}
+
+func TestNewRedisConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     RedisConfig
+		wantErr string // substring; empty means success
+	}{
+		{"minimal", RedisConfig{Addrs: []string{"127.0.0.1:1"}}, ""},
+		{"cluster", RedisConfig{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}}, ""},
+		{"sentinel", RedisConfig{Addrs: []string{"127.0.0.1:1"}, MasterName: "mymaster"}, ""},
+		{"no addrs", RedisConfig{}, "addrs: at least one address"},
+		{"empty addr", RedisConfig{Addrs: []string{" "}}, "addrs[0]: empty address"},
+		{"hash tag in prefix", RedisConfig{Addrs: []string{"127.0.0.1:1"}, KeyPrefix: "a{b}"}, `key_prefix "a{b}"`},
+		{"negative op timeout", RedisConfig{Addrs: []string{"127.0.0.1:1"}, OpTimeout: -1}, "op_timeout"},
+		{"negative dial timeout", RedisConfig{Addrs: []string{"127.0.0.1:1"}, DialTimeout: -1}, "dial_timeout"},
+		{"negative pool", RedisConfig{Addrs: []string{"127.0.0.1:1"}, PoolSize: -1}, "pool_size"},
+		{"negative db", RedisConfig{Addrs: []string{"127.0.0.1:1"}, DB: -1}, "db -1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewRedis(tt.cfg)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("NewRedis: %v; want success without contacting Redis", err)
+				}
+				r.Close()
+				return
+			}
+			if err == nil {
+				r.Close()
+				t.Fatalf("NewRedis: err = nil; want one mentioning %q", tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("NewRedis: err = %q; want it to mention %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func BenchmarkRedisLoad(b *testing.B) {
+	ctx := context.Background()
+	srv := testredis.Start(b, testredis.Options{})
+	r := newRedisStore(b, srv, nil)
+	tk := mustTicket(b)
+	if err := r.Save(ctx, tk, fullSession(time.Now())); err != nil {
+		b.Fatalf("Save: %v", err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Load(ctx, tk); err != nil {
+			b.Fatalf("Load: %v", err)
+		}
+	}
+}
