@@ -5,23 +5,11 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // wantsHTML tells a browser navigation (which should see a login redirect or
 // an HTML page) from fetch/XHR/API calls (which get JSON).
-func wantsHTML(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" {
-		return m == "navigate"
-	}
-	if r.Header.Get("X-Requested-With") != "" {
-		return false
-	}
-	return strings.Contains(r.Header.Get("Accept"), "text/html")
-}
+func wantsHTML(r *http.Request) bool { return wantsHTMLMethod(r, r.Method) }
 
 // unauthenticated answers a request that needs a session and has none.
 func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request) {

@@ -156,6 +156,7 @@ func New(cfg Config) (*Server, error) {
 		"/sign_out":  s.handleSignOut,
 		"/userinfo":  s.handleUserinfo,
 		"/jwks.json": s.handleJWKS,
+		"/auth":      s.handleAuth,
 	}
 	return s, nil
 }
@@ -311,7 +312,13 @@ func (s *Server) userAllowed(sess *sessionstore.Session) bool {
 // sameOrigin refuses cookie-authenticated state-changing requests that a
 // page on another origin made the browser send.
 func (s *Server) sameOrigin(r *http.Request) bool {
-	switch r.Method {
+	return s.sameOriginMethod(r, r.Method)
+}
+
+// sameOriginMethod is sameOrigin for a given method (forward-auth judges the
+// original request's method, not the check's).
+func (s *Server) sameOriginMethod(r *http.Request, method string) bool {
+	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
 	}
