@@ -81,7 +81,7 @@ func NewCodec(secrets [][]byte, maxAge time.Duration) (*Codec, error) {
 	// securecookie.New defers key errors to the first Encode/Decode; surface them now, for every secret.
 	probe := []byte("gatehouse codec self-test")
 	for i, sc := range c.codecs {
-		enc, err := sc.Encode("probe", probe)
+		enc, err := sc.Encode("probe", bytes.Clone(probe)) // Encode encrypts its argument in place
 		if err != nil {
 			return nil, fmt.Errorf("sessionstore: cookie codec: secret #%d: self-test encode: %w", i+1, err)
 		}
@@ -104,12 +104,22 @@ func deriveKey(secret []byte, info string) ([]byte, error) {
 	return key, nil
 }
 
-// Encode encrypts and authenticates value for the cookie called name, with the newest secret.
+// Encode encrypts and authenticates value for the cookie called name, with the newest secret. value must not be
+// empty, and the result must fit a cookie: at most 4096 bytes, which leaves room for about 2.2 KB of value.
 func (c *Codec) Encode(name string, value []byte) (string, error) {
-	if value == nil {
-		// NopEncoder refuses a nil slice; an empty value is still a value.
-		value = []byte{}
+	if len(value) == 0 {
+		// securecookie cannot decode an empty encrypted value; refuse to make a cookie that would never work.
+		return "", fmt.Errorf("sessionstore: encoding cookie %q: empty value", name)
 	}
+	// securecookie encrypts the serialized bytes in place, and NopEncoder serializes to the caller's own slice: copy
+	// so the caller's value survives.
+	buf := make([]byte, len(value))
+	copy(buf, value)
+	return c.encodeOwned(name, buf)
+}
+
+// encodeOwned encodes value, which it may overwrite.
+func (c *Codec) encodeOwned(name string, value []byte) (string, error) {
 	s, err := c.codecs[0].Encode(name, value)
 	if err != nil {
 		return "", fmt.Errorf("sessionstore: encoding cookie %q: %w", name, err)
@@ -143,10 +153,10 @@ func (c *Codec) decode(name, value string, maxLen int) ([]byte, error) {
 
 // EncodeTicket encodes t for the cookie called name.
 func (c *Codec) EncodeTicket(name string, t Ticket) (string, error) {
-	var b [ticketLen]byte
+	b := make([]byte, ticketLen)
 	copy(b[:len(t.ID)], t.ID[:])
 	copy(b[len(t.ID):], t.Key[:])
-	return c.Encode(name, b[:])
+	return c.encodeOwned(name, b)
 }
 
 // DecodeTicket decodes a value made by EncodeTicket for the same name. Every failure, including a payload of the

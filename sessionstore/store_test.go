@@ -80,7 +80,7 @@ func fullSession(now time.Time) *Session {
 			"flag":   true,
 			"none":   nil,
 			"roles":  []any{"reader", "writer"},
-			"nested": map[string]any{"k": []any{1.5, "x"}},
+			"nested": map[string]any{"k": []any{1.5, "x-original"}},
 		},
 		ProviderSID:  "provider-sid-1",
 		IDToken:      "eyJhbGciOiJFUzI1NiJ9.id-token-plaintext.sig",
