@@ -1,0 +1,595 @@
+package tokenmint
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Verifier defaults and limits.
+const (
+	defaultMinRefresh  = 10 * time.Second
+	defaultLeeway      = 30 * time.Second
+	defaultHTTPTimeout = 10 * time.Second
+	// fetchTimeout bounds one JWKS fetch even with a caller's HTTPClient that has
+	// no timeout of its own.
+	fetchTimeout = 10 * time.Second
+	// keySetMaxAge is how long a fetched JWKS is trusted before the next Verify
+	// fetches it again, so a key retired from the JWKS stops verifying tokens even
+	// when no unknown kid ever forces a refresh. It matches JWKSHandler's max-age.
+	keySetMaxAge = jwksMaxAge * time.Second
+	// maxJWKSSize bounds a JWKS response body.
+	maxJWKSSize = 1 << 20
+	// maxTokenSize bounds the token Verify parses; minted tokens are far smaller.
+	maxTokenSize = 64 << 10
+)
+
+var (
+	// ErrInvalidToken is wrapped by every error Verify returns for a token that is
+	// malformed, forged, expired or not meant for this verifier.
+	ErrInvalidToken = errors.New("tokenmint: invalid token")
+	// ErrJWKSUnavailable is wrapped by the error Verify returns when the token's key
+	// is not known and the JWKS could not be fetched: the token may well be valid,
+	// so this is the verifier's problem (503), not the client's (401).
+	ErrJWKSUnavailable = errors.New("tokenmint: JWKS unavailable")
+)
+
+// VerifierConfig configures a Verifier. Everything a token is checked against is
+// pinned here; nothing in the token says where its keys are.
+type VerifierConfig struct {
+	// Issuer is the exact `iss` tokens must carry. Required.
+	Issuer string
+	// Audience must be the token's `aud`, or one of its values when `aud` is an
+	// array (RFC 7519 section 4.1.3). Required.
+	Audience string
+	// JWKSURL is the http(s) URL of the issuer's JWKS. Required.
+	JWKSURL string
+	// Algorithms are the accepted JWS algorithms, from ES256, EdDSA and RS256. If
+	// empty, only ES256 is accepted. "none" and HMAC algorithms are refused.
+	Algorithms []string
+	// HTTPClient fetches the JWKS. If nil, a client with a 10-second timeout that
+	// does not follow redirects is used, so the keys come from JWKSURL itself.
+	HTTPClient *http.Client
+	// MinRefreshInterval is how often, at most, a token with an unknown kid makes
+	// the verifier fetch the JWKS again; concurrent fetches are merged into one.
+	// Zero means 10 seconds.
+	MinRefreshInterval time.Duration
+	// Leeway is the clock skew allowed when checking exp, nbf and iat. Zero means
+	// 30 seconds.
+	Leeway time.Duration
+	// Now returns the current time. If nil, time.Now is used.
+	Now func() time.Time
+}
+
+// Verifier checks tokens minted by a Minter. It fetches the JWKS on the first Verify
+// and again when a token names an unknown kid (at most once per
+// MinRefreshInterval) or when the keys are older than 5 minutes. It is safe for
+// concurrent use.
+type Verifier struct {
+	issuer     string
+	audience   string
+	jwksURL    string
+	algs       []jose.SignatureAlgorithm
+	client     *http.Client
+	minRefresh time.Duration
+	leeway     time.Duration
+	now        func() time.Time
+
+	mu          sync.RWMutex
+	keys        map[string]jose.JSONWebKey
+	fetchedAt   time.Time // last successful fetch
+	attemptedAt time.Time // last fetch started
+	lastErr     error     // outcome of the last fetch
+	inflight    *keyFetch
+}
+
+// keyFetch is one JWKS fetch in progress; done closes when it has landed.
+type keyFetch struct{ done chan struct{} }
+
+// NewVerifier checks cfg and returns a Verifier. It does not fetch the JWKS: the
+// first Verify does. Every problem in cfg is reported at once.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	var problems []string
+	if cfg.Issuer == "" {
+		problems = append(problems, "Issuer is empty")
+	}
+	if cfg.Audience == "" {
+		problems = append(problems, "Audience is empty")
+	}
+	if cfg.JWKSURL == "" {
+		problems = append(problems, "JWKSURL is empty")
+	} else if u, err := url.Parse(cfg.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		problems = append(problems, fmt.Sprintf("JWKSURL %q is not an absolute http(s) URL", cfg.JWKSURL))
+	}
+	names := cfg.Algorithms
+	if len(names) == 0 {
+		names = []string{algES256}
+	}
+	var algs []jose.SignatureAlgorithm
+	for _, name := range names {
+		switch name {
+		case algES256, algEdDSA, algRS256:
+			if !slices.Contains(algs, jose.SignatureAlgorithm(name)) {
+				algs = append(algs, jose.SignatureAlgorithm(name))
+			}
+		default:
+			problems = append(problems, fmt.Sprintf("Algorithms: %q is not allowed (want ES256, EdDSA or RS256)", name))
+		}
+	}
+	minRefresh := cfg.MinRefreshInterval
+	switch {
+	case minRefresh == 0:
+		minRefresh = defaultMinRefresh
+	case minRefresh < 0:
+		problems = append(problems, fmt.Sprintf("MinRefreshInterval %s is negative", minRefresh))
+	}
+	leeway := cfg.Leeway
+	switch {
+	case leeway == 0:
+		leeway = defaultLeeway
+	case leeway < 0:
+		problems = append(problems, fmt.Sprintf("Leeway %s is negative", leeway))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("tokenmint: invalid verifier config:\n  %s", strings.Join(problems, "\n  "))
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{
+			Timeout: defaultHTTPTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		}
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Verifier{
+		issuer:     cfg.Issuer,
+		audience:   cfg.Audience,
+		jwksURL:    cfg.JWKSURL,
+		algs:       algs,
+		client:     client,
+		minRefresh: minRefresh,
+		leeway:     leeway,
+		now:        now,
+	}, nil
+}
+
+// Claims are the claims of a verified token.
+type Claims struct {
+	Issuer            string
+	Subject           string
+	Audience          []string
+	ClientID          string
+	Email             string
+	EmailVerified     bool
+	Name              string
+	PreferredUsername string
+	Groups            []string
+	SessionID         string
+	AuthTime          time.Time // zero when absent
+	IssuedAt          time.Time
+	NotBefore         time.Time // zero when absent
+	Expiry            time.Time
+	ID                string
+	// Extra holds every other claim, decoded as encoding/json does into an any;
+	// nil when there are none.
+	Extra map[string]any
+}
+
+// Verify checks raw and returns its claims. It accepts a token only if:
+//   - it is a compact JWS whose segments are canonical base64url;
+//   - its header has typ "at+jwt" or "application/at+jwt" (any case), an alg from
+//     VerifierConfig.Algorithms and a kid found in the JWKS at JWKSURL, whose key
+//     fits that alg (jku, x5u, jwk and x5c headers are never used);
+//   - the signature verifies with that key;
+//   - iss equals Issuer exactly, aud is Audience or an array that contains it, sub
+//     is not empty, exp is in the future and iat and nbf (if present) are not,
+//     each give or take Leeway.
+//
+// Errors wrap ErrInvalidToken, or ErrJWKSUnavailable when the key could not be
+// looked up, or ctx's error when ctx ended while the JWKS was being fetched.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("%w: empty", ErrInvalidToken)
+	}
+	if len(raw) > maxTokenSize {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenSize)
+	}
+	if !canonicalCompact(raw) {
+		return nil, fmt.Errorf("%w: not a compact JWS in canonical base64url", ErrInvalidToken)
+	}
+	jws, err := jose.ParseSignedCompact(raw, v.algs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, fmt.Errorf("%w: %d signatures; want 1", ErrInvalidToken, len(jws.Signatures))
+	}
+	hdr := jws.Signatures[0].Protected
+	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
+		return nil, fmt.Errorf("%w: typ %q; want %q", ErrInvalidToken, typ, tokenType)
+	}
+	if hdr.KeyID == "" {
+		return nil, fmt.Errorf("%w: no kid", ErrInvalidToken)
+	}
+	key, err := v.key(ctx, hdr.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	if !keyFits(key, hdr.Algorithm) {
+		return nil, fmt.Errorf("%w: key %s does not sign %s", ErrInvalidToken, hdr.KeyID, hdr.Algorithm)
+	}
+	payload, err := jws.Verify(key.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	c, err := parseClaims(payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.check(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// check applies the claim rules to signature-verified claims.
+func (v *Verifier) check(c *Claims) error {
+	now := v.now()
+	switch {
+	case c.Issuer != v.issuer:
+		return fmt.Errorf("%w: issuer %q; want %q", ErrInvalidToken, c.Issuer, v.issuer)
+	case !slices.Contains(c.Audience, v.audience):
+		return fmt.Errorf("%w: audience %q does not include %q", ErrInvalidToken, c.Audience, v.audience)
+	case c.Subject == "":
+		return fmt.Errorf("%w: no sub", ErrInvalidToken)
+	case c.Expiry.IsZero():
+		return fmt.Errorf("%w: no exp", ErrInvalidToken)
+	case !now.Before(c.Expiry.Add(v.leeway)):
+		return fmt.Errorf("%w: expired at %s", ErrInvalidToken, c.Expiry.UTC().Format(time.RFC3339))
+	case c.IssuedAt.IsZero():
+		return fmt.Errorf("%w: no iat", ErrInvalidToken)
+	case now.Add(v.leeway).Before(c.IssuedAt):
+		return fmt.Errorf("%w: issued in the future, at %s", ErrInvalidToken, c.IssuedAt.UTC().Format(time.RFC3339))
+	case !c.NotBefore.IsZero() && now.Add(v.leeway).Before(c.NotBefore):
+		return fmt.Errorf("%w: not valid before %s", ErrInvalidToken, c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// isAccessTokenType reports whether typ marks an RFC 9068 access token. Media type
+// names are case-insensitive and may carry the "application/" prefix (RFC 7515
+// section 4.1.9).
+func isAccessTokenType(typ string) bool {
+	return strings.EqualFold(typ, tokenType) || strings.EqualFold(typ, "application/"+tokenType)
+}
+
+// canonicalCompact reports whether raw is three base64url segments without padding
+// whose unused trailing bits are zero. Go's decoder would otherwise skip line breaks
+// and ignore trailing bits, so many strings would decode to one token.
+func canonicalCompact(raw string) bool {
+	segments, start := 0, 0
+	for i := 0; i <= len(raw); i++ {
+		if i < len(raw) && raw[i] != '.' {
+			if !isBase64URL(raw[i]) {
+				return false
+			}
+			continue
+		}
+		if !canonicalSegment(raw[start:i]) {
+			return false
+		}
+		segments++
+		start = i + 1
+	}
+	return segments == 3
+}
+
+func isBase64URL(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
+// canonicalSegment checks a segment's length and trailing bits; isBase64URL has
+// checked its characters.
+func canonicalSegment(s string) bool {
+	if len(s) == 0 {
+		return false
+	}
+	last := base64URLValue(s[len(s)-1])
+	switch len(s) % 4 {
+	case 1:
+		return false
+	case 2: // 12 bits encode one byte: the last 4 are unused
+		return last&0x0f == 0
+	case 3: // 18 bits encode two bytes: the last 2 are unused
+		return last&0x03 == 0
+	}
+	return true
+}
+
+func base64URLValue(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26
+	case '0' <= c && c <= '9':
+		return c - '0' + 52
+	case c == '-':
+		return 62
+	default:
+		return 63
+	}
+}
+
+// keyFits reports whether key may verify alg: its own alg (if published) matches and
+// its type and size are the ones alg uses.
+func keyFits(key jose.JSONWebKey, alg string) bool {
+	if key.Algorithm != "" && key.Algorithm != alg {
+		return false
+	}
+	switch pub := key.Key.(type) {
+	case *ecdsa.PublicKey:
+		return alg == algES256 && pub.Curve == elliptic.P256()
+	case ed25519.PublicKey:
+		return alg == algEdDSA
+	case *rsa.PublicKey:
+		return alg == algRS256 && pub.N.BitLen() >= minRSABits
+	default:
+		return false
+	}
+}
+
+// key returns the JWKS key named kid, fetching the JWKS when kid is unknown or the
+// keys are older than keySetMaxAge.
+func (v *Verifier) key(ctx context.Context, kid string) (jose.JSONWebKey, error) {
+	v.mu.RLock()
+	k, ok := v.keys[kid]
+	stale := v.fetchedAt.IsZero() || v.now().Sub(v.fetchedAt) >= keySetMaxAge
+	v.mu.RUnlock()
+	if ok && !stale {
+		return k, nil
+	}
+	if err := v.refresh(ctx); err != nil {
+		return jose.JSONWebKey{}, fmt.Errorf("tokenmint: fetching JWKS: %w", err)
+	}
+	v.mu.RLock()
+	k, ok = v.keys[kid]
+	lastErr := v.lastErr
+	v.mu.RUnlock()
+	switch {
+	case ok:
+		// A stale key whose refresh failed still verifies: the JWKS being down
+		// must not break every upstream at once.
+		return k, nil
+	case lastErr != nil:
+		return jose.JSONWebKey{}, fmt.Errorf("%w: key %q not known: %w", ErrJWKSUnavailable, kid, lastErr)
+	default:
+		return jose.JSONWebKey{}, fmt.Errorf("%w: unknown kid %q", ErrInvalidToken, kid)
+	}
+}
+
+// refresh fetches the JWKS unless a fetch started less than minRefresh ago, or joins
+// the fetch in progress, and waits for it. It returns only ctx's error: a failed
+// fetch is recorded in lastErr. The fetch itself does not stop when ctx does, so one
+// caller giving up does not fail the others waiting on it.
+func (v *Verifier) refresh(ctx context.Context) error {
+	v.mu.Lock()
+	f := v.inflight
+	if f == nil {
+		now := v.now()
+		// A clock that went backwards counts as the interval having passed.
+		if since := now.Sub(v.attemptedAt); !v.attemptedAt.IsZero() && since >= 0 && since < v.minRefresh {
+			v.mu.Unlock()
+			return nil
+		}
+		f = &keyFetch{done: make(chan struct{})}
+		v.inflight = f
+		v.attemptedAt = now
+		go v.fetch(context.WithoutCancel(ctx), f)
+	}
+	v.mu.Unlock()
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fetch runs one JWKS fetch and lands its outcome.
+func (v *Verifier) fetch(ctx context.Context, f *keyFetch) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	keys, err := v.fetchKeys(ctx)
+	v.mu.Lock()
+	if err == nil {
+		v.keys = keys
+		v.fetchedAt = v.now()
+	}
+	v.lastErr = err
+	v.inflight = nil
+	v.mu.Unlock()
+	close(f.done)
+}
+
+func (v *Verifier) fetchKeys(ctx context.Context) (map[string]jose.JSONWebKey, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.jwksURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("tokenmint: JWKS request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("tokenmint: fetching JWKS: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("tokenmint: fetching JWKS %s: status %s", v.jwksURL, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("tokenmint: reading JWKS %s: %w", v.jwksURL, err)
+	}
+	if len(body) > maxJWKSSize {
+		return nil, fmt.Errorf("tokenmint: JWKS %s is larger than %d bytes", v.jwksURL, maxJWKSSize)
+	}
+	keys, err := parseJWKS(body)
+	if err != nil {
+		return nil, fmt.Errorf("tokenmint: JWKS %s: %w", v.jwksURL, err)
+	}
+	return keys, nil
+}
+
+// parseJWKS returns the usable keys of a JWKS by kid. Keys this verifier cannot use
+// (another type, private or encryption keys, no kid, a later duplicate kid) are
+// skipped rather than failing the whole set, so one exotic key cannot lock out the
+// others.
+func parseJWKS(body []byte) (map[string]jose.JSONWebKey, error) {
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("parsing: %w", err)
+	}
+	keys := make(map[string]jose.JSONWebKey, len(set.Keys))
+	for _, raw := range set.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil {
+			continue
+		}
+		if k.KeyID == "" || !k.IsPublic() || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		if _, dup := keys[k.KeyID]; dup {
+			continue
+		}
+		keys[k.KeyID] = k
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no usable signing keys")
+	}
+	return keys, nil
+}
+
+// parseClaims decodes a verified payload. Every registered claim must have its
+// registered type; anything else goes to Extra.
+func parseClaims(payload []byte) (*Claims, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return nil, fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
+	}
+	c := &Claims{}
+	for name, val := range raw {
+		var err error
+		switch name {
+		case "iss":
+			err = unmarshalString(val, &c.Issuer)
+		case "sub":
+			err = unmarshalString(val, &c.Subject)
+		case "aud":
+			c.Audience, err = parseAudience(val)
+		case "client_id":
+			err = unmarshalString(val, &c.ClientID)
+		case "email":
+			err = unmarshalString(val, &c.Email)
+		case "email_verified":
+			err = json.Unmarshal(val, &c.EmailVerified)
+		case "name":
+			err = unmarshalString(val, &c.Name)
+		case "preferred_username":
+			err = unmarshalString(val, &c.PreferredUsername)
+		case "groups":
+			err = json.Unmarshal(val, &c.Groups)
+		case "sid":
+			err = unmarshalString(val, &c.SessionID)
+		case "jti":
+			err = unmarshalString(val, &c.ID)
+		case "auth_time":
+			c.AuthTime, err = parseNumericDate(val)
+		case "iat":
+			c.IssuedAt, err = parseNumericDate(val)
+		case "nbf":
+			c.NotBefore, err = parseNumericDate(val)
+		case "exp":
+			c.Expiry, err = parseNumericDate(val)
+		default:
+			var x any
+			if err = json.Unmarshal(val, &x); err == nil {
+				if c.Extra == nil {
+					c.Extra = make(map[string]any)
+				}
+				c.Extra[name] = x
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: claim %q: %w", ErrInvalidToken, name, err)
+		}
+	}
+	return c, nil
+}
+
+var jsonNull = []byte("null")
+
+func unmarshalString(val json.RawMessage, dst *string) error {
+	if bytes.Equal(val, jsonNull) {
+		return errors.New("null; want a string")
+	}
+	return json.Unmarshal(val, dst)
+}
+
+// parseAudience accepts a string or an array of strings (RFC 7519 section 4.1.3).
+func parseAudience(val json.RawMessage) ([]string, error) {
+	if len(val) > 0 && val[0] == '"' {
+		var s string
+		if err := json.Unmarshal(val, &s); err != nil {
+			return nil, err
+		}
+		return []string{s}, nil
+	}
+	var list []string
+	if err := json.Unmarshal(val, &list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// maxNumericDate keeps seconds where float64 is exact and time.Unix cannot overflow.
+const maxNumericDate = 1 << 53
+
+// parseNumericDate decodes an RFC 7519 NumericDate: seconds since the epoch, possibly
+// fractional.
+func parseNumericDate(val json.RawMessage) (time.Time, error) {
+	if bytes.Equal(val, jsonNull) {
+		return time.Time{}, errors.New("null; want a number")
+	}
+	var f float64
+	if err := json.Unmarshal(val, &f); err != nil {
+		return time.Time{}, err
+	}
+	if f <= 0 || f > maxNumericDate {
+		return time.Time{}, fmt.Errorf("%v is out of range", f)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), nil
+}
