@@ -10,6 +10,6 @@ import (
 	_ "github.com/redis/go-redis/v9"
 	_ "github.com/spf13/viper"
 	_ "github.com/zitadel/oidc/v3/pkg/op"
-	_ "golang.org/x/oauth2"
 	_ "golang.org/x/crypto/hkdf"
+	_ "golang.org/x/oauth2"
 )

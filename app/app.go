@@ -1,0 +1,396 @@
+// Package app wires a validated configuration into a running Gatehouse: the
+// session store, the token minter, the OpenID client, the proxy and both
+// listeners. main and the end-to-end tests share it.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/oidcclient"
+	"github.com/gatehouse/gatehouse/proxy"
+	"github.com/gatehouse/gatehouse/redirect"
+	"github.com/gatehouse/gatehouse/sessionstore"
+	"github.com/gatehouse/gatehouse/tokenmint"
+)
+
+// store is what the app needs of a session store beyond the proxy's use.
+type store interface {
+	proxy.Store
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// App is one Gatehouse instance.
+type App struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   store
+	minter  *tokenmint.Minter
+	login   *oidcclient.Client
+	handler *proxy.Server
+	reg     *prometheus.Registry
+
+	srv, metricsSrv *http.Server
+	ln, metricsLn   net.Listener
+	wg              sync.WaitGroup
+}
+
+// Options are the parts a caller may supply instead of the configuration.
+type Options struct {
+	// Keys sign minted tokens instead of token.signing_key_files (the demo's
+	// ephemeral key). Nil with no files configured = an ephemeral key.
+	Keys []*tokenmint.Key
+	// HTTPClient talks to the identity provider. Nil = 10s-timeout client.
+	HTTPClient *http.Client
+	// Listener, if set, is used instead of binding the listen key (tests
+	// and the demo learn the address before the app is built).
+	Listener net.Listener
+}
+
+// New builds an App from a validated configuration. It does not listen yet.
+func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
+	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ln: opts.Listener}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	pub, err := url.Parse(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("public_url: %w", err)
+	}
+	codec, err := sessionstore.NewCodec(cfg.CookieSecrets(), cfg.Session.MaxLifetime)
+	if err != nil {
+		return nil, fmt.Errorf("cookie.secrets: %w", err)
+	}
+	flowCodec, err := sessionstore.NewCodec(cfg.CookieSecrets(), 10*time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("cookie.secrets: %w", err)
+	}
+	if a.store, err = newStore(cfg); err != nil {
+		return nil, err
+	}
+	keys, err := a.signingKeys(opts.Keys)
+	if err != nil {
+		return nil, err
+	}
+	issuer := cfg.Token.Issuer
+	if issuer == "" {
+		issuer = strings.TrimSuffix(cfg.PublicURL, "/")
+	}
+	if a.minter, err = tokenmint.NewMinter(tokenmint.Config{Issuer: issuer, TTL: cfg.Token.TTL, Keys: keys}); err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	a.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_tokens_minted_total", Help: "Upstream tokens signed."},
+			func() float64 { m, _ := a.minter.Stats(); return float64(m) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_token_cache_hits_total", Help: "Upstream tokens served from the cache."},
+			func() float64 { _, h := a.minter.Stats(); return float64(h) }),
+	)
+
+	a.login = oidcclient.New(oidcclient.Config{
+		Issuer:       cfg.OIDC.Issuer,
+		ClientID:     cfg.OIDC.ClientID,
+		ClientSecret: cfg.OIDC.ClientSecret,
+		RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + "/oauth2/callback",
+		Scopes:       cfg.OIDC.Scopes,
+		GroupsClaim:  cfg.OIDC.GroupsClaim,
+		HTTPClient:   opts.HTTPClient,
+		Logger:       log,
+	})
+	policy, err := redirect.NewPolicy(cfg.PublicURL, cfg.Redirect.AllowedDomains)
+	if err != nil {
+		return nil, fmt.Errorf("redirect.allowed_domains: %w", err)
+	}
+	routes, err := buildRoutes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	trusted, err := parsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	a.handler, err = proxy.New(proxy.Config{
+		PublicURL:      pub,
+		CookieName:     cfg.Cookie.Name,
+		Secure:         cfg.Cookie.Secure,
+		Codec:          codec,
+		FlowCodec:      flowCodec,
+		Store:          a.store,
+		Minter:         a.minter,
+		JWKS:           a.minter.JWKSHandler(),
+		Login:          a.login,
+		Redirects:      policy,
+		Routes:         routes,
+		IdleTimeout:    cfg.Session.IdleTimeout,
+		MaxLifetime:    cfg.Session.MaxLifetime,
+		TokenHeader:    cfg.Token.Header,
+		TokenScheme:    cfg.Token.Scheme,
+		ClientID:       cfg.OIDC.ClientID,
+		EmailDomains:   cfg.Authorization.EmailDomains,
+		AllowedGroups:  cfg.Authorization.AllowedGroups,
+		AllowedOrigins: cfg.AllowedOrigins,
+		TrustedProxies: trusted,
+		Transport: proxy.NewTransport(proxy.TransportConfig{
+			DialTimeout:           cfg.UpstreamTransport.DialTimeout,
+			ResponseHeaderTimeout: cfg.UpstreamTransport.ResponseHeaderTimeout,
+			IdleConnTimeout:       cfg.UpstreamTransport.IdleConnTimeout,
+			MaxIdleConnsPerHost:   cfg.UpstreamTransport.MaxIdleConnsPerHost,
+		}),
+		Logger:    log,
+		AccessLog: cfg.Log.AccessLog,
+		Metrics:   proxy.NewMetrics(a.reg),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) signingKeys(given []*tokenmint.Key) ([]*tokenmint.Key, error) {
+	if len(given) > 0 {
+		return given, nil
+	}
+	if len(a.cfg.Token.SigningKeyFiles) > 0 {
+		keys, err := tokenmint.LoadKeyFiles(a.cfg.Token.SigningKeyFiles)
+		if err != nil {
+			return nil, fmt.Errorf("token.signing_key_files: %w", err)
+		}
+		if alg := a.cfg.Token.Algorithm; alg != "" && keys[0].Algorithm() != alg {
+			return nil, fmt.Errorf("token.algorithm: %q, but the first signing key is an %s key", alg, keys[0].Algorithm())
+		}
+		return keys, nil
+	}
+	alg := a.cfg.Token.Algorithm
+	if alg == "" {
+		alg = "ES256"
+	}
+	k, err := tokenmint.GenerateKey(alg)
+	if err != nil {
+		return nil, fmt.Errorf("token.algorithm: %w", err)
+	}
+	a.log.Warn("EPHEMERAL SIGNING KEY: token.signing_key_files is empty, so minted tokens are signed with a key that dies with this process and differs between replicas; for development only",
+		"kid", k.KeyID(), "alg", alg)
+	return []*tokenmint.Key{k}, nil
+}
+
+func newStore(cfg *config.Config) (store, error) {
+	switch cfg.Session.Store {
+	case "redis":
+		var tlsCfg *tls.Config
+		if cfg.Redis.TLS {
+			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.Redis.TLSServerName}
+			if cfg.Redis.TLSCAFile != "" {
+				pem, err := os.ReadFile(cfg.Redis.TLSCAFile)
+				if err != nil {
+					return nil, fmt.Errorf("redis.tls_ca_file: %w", err)
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return nil, fmt.Errorf("redis.tls_ca_file: %s: no PEM certificates", cfg.Redis.TLSCAFile)
+				}
+				tlsCfg.RootCAs = pool
+			}
+		}
+		s, err := sessionstore.NewRedis(sessionstore.RedisConfig{
+			Addrs:       cfg.Redis.Addrs,
+			MasterName:  cfg.Redis.MasterName,
+			Username:    cfg.Redis.Username,
+			Password:    cfg.Redis.Password,
+			DB:          cfg.Redis.DB,
+			TLSConfig:   tlsCfg,
+			KeyPrefix:   cfg.Redis.KeyPrefix,
+			DialTimeout: cfg.Redis.DialTimeout,
+			OpTimeout:   cfg.Redis.Timeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		return s, nil
+	default:
+		return sessionstore.NewMemory(sessionstore.MemoryConfig{MaxSessions: cfg.Session.MemoryMaxSessions}), nil
+	}
+}
+
+func buildRoutes(cfg *config.Config) ([]*proxy.Route, error) {
+	var routes []*proxy.Route
+	for i, r := range cfg.EffectiveRoutes() {
+		u, err := url.Parse(r.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d].upstream: %w", i, err)
+		}
+		routes = append(routes, &proxy.Route{
+			Name:          r.Name,
+			Host:          strings.ToLower(r.Host),
+			PathPrefix:    r.PathPrefix,
+			Upstream:      u,
+			Audience:      r.Audience,
+			Public:        r.Public,
+			AllowedGroups: r.AllowedGroups,
+			Groups:        r.Groups,
+			Claims:        r.Claims,
+		})
+	}
+	return routes, nil
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies[%d]: %q is neither a CIDR nor an IP", i, s)
+		}
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// Handler is the proxy listener's handler.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Minter is the app's token minter (its JWKS verifies minted tokens).
+func (a *App) Minter() *tokenmint.Minter { return a.minter }
+
+// OpsHandler serves /healthz, /readyz and /metrics.
+func (a *App) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		checks := map[string]string{"session_store": "ok", "identity_provider": "ok"}
+		ready := true
+		if err := a.store.Ping(ctx); err != nil {
+			checks["session_store"], ready = err.Error(), false
+		}
+		if err := a.login.Ready(); err != nil {
+			checks["identity_provider"], ready = err.Error(), false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": checks})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	return mux
+}
+
+func (a *App) server(h http.Handler) *http.Server {
+	s := a.cfg.Server
+	return &http.Server{
+		Handler: h,
+		// Slowloris: a client gets ReadHeaderTimeout to send its headers.
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		ReadTimeout:       s.ReadTimeout,
+		// Zero by default: streamed responses (SSE, downloads) may run long.
+		WriteTimeout:   s.WriteTimeout,
+		IdleTimeout:    s.IdleTimeout,
+		MaxHeaderBytes: s.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Listen binds both listeners (":0" ports allowed) so bind errors surface
+// before serving starts.
+func (a *App) Listen() error {
+	var err error
+	if a.ln == nil {
+		if a.ln, err = net.Listen("tcp", a.cfg.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	if a.metricsLn, err = net.Listen("tcp", a.cfg.MetricsListen); err != nil {
+		a.ln.Close()
+		return fmt.Errorf("metrics_listen: %w", err)
+	}
+	return nil
+}
+
+// Addr is the proxy listener's address (after Listen).
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// MetricsAddr is the metrics listener's address (after Listen).
+func (a *App) MetricsAddr() string { return a.metricsLn.Addr().String() }
+
+// Run serves until ctx ends, then drains in-flight requests for up to
+// server.shutdown_timeout and closes the store.
+func (a *App) Run(ctx context.Context) error {
+	if a.metricsLn == nil {
+		if err := a.Listen(); err != nil {
+			return err
+		}
+	}
+	loginCtx, stopLogin := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLogin()
+	go a.login.Run(loginCtx)
+
+	a.srv, a.metricsSrv = a.server(a.handler), a.server(a.OpsHandler())
+	errc := make(chan error, 2)
+	for _, p := range []struct {
+		s *http.Server
+		l net.Listener
+	}{{a.srv, a.ln}, {a.metricsSrv, a.metricsLn}} {
+		a.wg.Go(func() {
+			if err := p.s.Serve(p.l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		})
+	}
+	a.log.Info("gatehouse listening", "addr", a.Addr(), "metrics_addr", a.MetricsAddr(), "public_url", a.cfg.PublicURL)
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	a.log.Info("shutting down: draining in-flight requests", "timeout", a.cfg.Server.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := a.srv.Shutdown(sctx); err != nil && runErr == nil {
+		runErr = fmt.Errorf("shutdown: %w", err)
+	}
+	_ = a.metricsSrv.Shutdown(sctx)
+	a.wg.Wait()
+	stopLogin()
+	if err := a.store.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// NewLogger builds the process logger from log.format and log.level.
+func NewLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,271 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/config"
+)
+
+func TestUnauthenticatedAPIGets401JSON(t *testing.T) {
+	e := start(t, options{})
+	for _, h := range []map[string]string{
+		{"Accept": "application/json"},
+		{"Accept": "text/html", "Sec-Fetch-Mode": "cors"},
+		{"X-Requested-With": "XMLHttpRequest", "Accept": "*/*"},
+	} {
+		req, _ := http.NewRequest("GET", e.url+"/api/items", nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp := e.do(req)
+		var body map[string]string
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") || body["error"] != "unauthorized" {
+			t.Errorf("%v: got %d %v %q; want 401 JSON with WWW-Authenticate", h, resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	if e.up.count() != 0 {
+		t.Errorf("upstream called %d times", e.up.count())
+	}
+}
+
+func TestRoutesPolicies(t *testing.T) {
+	e := start(t, options{routes: func(up string) []config.Route {
+		return []config.Route{
+			{Name: "public", PathPrefix: "/public/", Upstream: up, Public: true},
+			{Name: "admin", PathPrefix: "/admin/", Upstream: up, Audience: "admin", AllowedGroups: []string{"admins"}},
+			{Name: "app", PathPrefix: "/", Upstream: up, Audience: "app", Groups: []string{"developers"}},
+		}
+	}})
+	// Public route: no login, and spoofed identity is still stripped.
+	req, _ := http.NewRequest("GET", e.url+"/public/page", nil)
+	req.Header.Set("X-Auth-Request-User", "admin")
+	resp := e.do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || e.up.lastRequest().Header.Get("X-Auth-Request-User") != "" {
+		t.Fatalf("public route got %d, upstream saw user %q", resp.StatusCode, e.up.lastRequest().Header.Get("X-Auth-Request-User"))
+	}
+	// A dotted or encoded path cannot reach the admin route through public.
+	for _, p := range []string{"/public/../admin/x", "/public/%2e%2e/admin/x", "/public%2F..%2Fadmin/x"} {
+		before := e.up.count()
+		resp := rawRequest(t, strings.TrimPrefix(e.url, "http://"), "GET "+p+" HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
+		resp.Body.Close()
+		if resp.StatusCode != 401 || e.up.count() != before {
+			t.Errorf("GET %s got %d with %d upstream calls; want 401, none", p, resp.StatusCode, e.up.count()-before)
+		}
+	}
+
+	bob := e.browser()
+	e.login(bob, "/", "bob", "bob-pw")
+	if g := e.up.lastRequest().Header.Get("X-Auth-Request-Groups"); g != "developers" {
+		t.Errorf("groups header %q; want only the route's developers", g)
+	}
+	resp, err := bob.Get(e.url + "/admin/panel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("bob on /admin/ got %d; want 403", resp.StatusCode)
+	}
+	alice := e.browser()
+	resp, body := e.login(alice, "/admin/panel", "alice", "alice-pw")
+	if resp.StatusCode != 200 || body != "upstream GET /admin/panel" {
+		t.Errorf("alice on /admin/ got %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestGlobalAuthorization(t *testing.T) {
+	e := start(t, options{env: map[string]string{"GATEHOUSE_AUTHORIZATION_EMAIL_DOMAINS": "example.com"}})
+	c := e.browser()
+	resp, body := e.login(c, "/", "eve", "eve-pw")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "not allowed") {
+		t.Errorf("eve got %d %.100q; want 403", resp.StatusCode, body)
+	}
+	assertNoSession(t, e, c)
+}
+
+func TestCrossOriginWritesRefused(t *testing.T) {
+	e := start(t, options{})
+	c := e.browser()
+	e.login(c, "/", "alice", "alice-pw")
+	ck := e.sessionCookie(c, "gatehouse")
+	tests := []struct {
+		name    string
+		headers map[string]string
+		want    int
+	}{
+		{"same origin", map[string]string{"Origin": e.url}, 200},
+		{"other origin", map[string]string{"Origin": "https://evil.example"}, 403},
+		{"null origin", map[string]string{"Origin": "null"}, 403},
+		{"cross-site fetch metadata", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"same-site is not same-origin", map[string]string{"Sec-Fetch-Site": "same-site"}, 403},
+		{"same-origin fetch metadata", map[string]string{"Sec-Fetch-Site": "same-origin"}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.up.count()
+			req, _ := http.NewRequest("POST", e.url+"/api/items", strings.NewReader("x=1"))
+			req.AddCookie(ck)
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			resp := e.do(req)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("got %d; want %d", resp.StatusCode, tt.want)
+			}
+			if tt.want == 403 && e.up.count() != before {
+				t.Error("refused request reached the upstream")
+			}
+		})
+	}
+}
+
+func TestUpstreamFailures(t *testing.T) {
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close()
+	e := start(t, options{
+		env: map[string]string{"GATEHOUSE_UPSTREAM_TRANSPORT_RESPONSE_HEADER_TIMEOUT": "300ms"},
+		routes: func(up string) []config.Route {
+			return []config.Route{
+				{Name: "dead", PathPrefix: "/dead/", Upstream: deadURL, Public: true},
+				{Name: "app", PathPrefix: "/", Upstream: up, Public: true},
+			}
+		},
+	})
+	for path, want := range map[string]int{"/dead/x": 502, "/slow": 504} {
+		req, _ := http.NewRequest("GET", e.url+path, nil)
+		req.Header.Set("Accept", "application/json")
+		resp := e.do(req)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || len(b) > 200 || len(b) == 0 {
+			t.Errorf("%s got %d %q; want %d with a short body", path, resp.StatusCode, b, want)
+		}
+	}
+}
+
+func TestStreamingAndWebSocket(t *testing.T) {
+	e := start(t, options{})
+	c := e.browser()
+	e.login(c, "/", "alice", "alice-pw")
+	ck := e.sessionCookie(c, "gatehouse")
+
+	// SSE: the first event arrives while the upstream still holds the stream.
+	req, _ := http.NewRequest("GET", e.url+"/sse", nil)
+	req.AddCookie(ck)
+	req.Header.Set("Accept", "text/event-stream")
+	resp := e.do(req)
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	resp.Body.Close()
+	if err != nil || line != "data: first\n" {
+		t.Errorf("SSE first line %q, %v", line, err)
+	}
+
+	// WebSocket upgrade, byte for byte.
+	addr := strings.TrimPrefix(e.url, "http://")
+	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nCookie: gatehouse=%s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", addr, ck.Value)
+	br := bufio.NewReader(conn)
+	wsResp, err := http.ReadResponse(br, nil)
+	if err != nil || wsResp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade got %v, %v; want 101", wsResp, err)
+	}
+	fmt.Fprint(conn, "hello\n")
+	echo, err := br.ReadString('\n')
+	if err != nil || echo != "echo:hello\n" {
+		t.Errorf("websocket echo %q, %v", echo, err)
+	}
+}
+
+// TestRedisOutage: Redis down means 503s and /readyz saying why; when Redis
+// returns, the same Gatehouse serves again without a restart.
+func TestRedisOutage(t *testing.T) {
+	e := start(t, options{store: "redis"})
+	c := e.browser()
+	e.login(c, "/", "alice", "alice-pw")
+	ck := e.sessionCookie(c, "gatehouse")
+	get := func() int {
+		req, _ := http.NewRequest("GET", e.url+"/x", nil)
+		req.AddCookie(ck)
+		req.Header.Set("Accept", "application/json")
+		resp := e.do(req)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	e.redis.Stop()
+	if code := get(); code != http.StatusServiceUnavailable {
+		t.Errorf("with Redis down got %d; want 503", code)
+	}
+	resp, err := http.Get(e.metricsURL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readBody(t, resp)
+	if resp.StatusCode != 503 || !strings.Contains(body, "session_store") {
+		t.Errorf("/readyz = %d %s; want 503 naming the session store", resp.StatusCode, body)
+	}
+	e.redis.Restart(t)
+	// The session was in the Redis that died (no persistence): log in again.
+	c = e.browser()
+	resp2, b := e.login(c, "/", "alice", "alice-pw")
+	if resp2.StatusCode != 200 || b != "upstream GET /" {
+		t.Errorf("after Redis came back, login got %d %q", resp2.StatusCode, b)
+	}
+	e.waitReady()
+}
+
+func TestOpsEndpoints(t *testing.T) {
+	e := start(t, options{})
+	c := e.browser()
+	e.login(c, "/", "alice", "alice-pw")
+	for range 3 {
+		resp, _ := c.Get(e.url + "/again")
+		readBody(t, resp)
+	}
+	resp, err := http.Get(e.metricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readBody(t, resp)
+	for _, want := range []string{
+		`gatehouse_http_requests_total{code="200",route="default"}`,
+		`gatehouse_logins_total{outcome="success"} 1`,
+		`gatehouse_session_store_duration_seconds_count{op="load"}`,
+		`gatehouse_tokens_minted_total 1`,
+		`gatehouse_token_cache_hits_total 3`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	resp, _ = http.Get(e.metricsURL + "/healthz")
+	if readBody(t, resp); resp.StatusCode != 200 {
+		t.Errorf("/healthz = %d", resp.StatusCode)
+	}
+	resp, _ = http.Get(e.url + "/oauth2/jwks.json")
+	var jwks struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	json.NewDecoder(resp.Body).Decode(&jwks)
+	resp.Body.Close()
+	if len(jwks.Keys) != 1 || jwks.Keys[0]["alg"] != "ES256" || jwks.Keys[0]["d"] != nil || !strings.Contains(resp.Header.Get("Cache-Control"), "max-age") {
+		t.Errorf("jwks = %v (Cache-Control %q)", jwks, resp.Header.Get("Cache-Control"))
+	}
+}
