@@ -9,6 +9,13 @@
 // signing key live in memory and vanish with the process, so it must never
 // stand in for a production identity provider.
 //
+// A public client (no secret) must use PKCE, and any client that sends a
+// code_challenge must use S256. There is no single sign-on session: every
+// authorization request shows the login form, and prompt=none is answered
+// with login_required. Refresh tokens rotate on every use, and presenting a
+// rotated-out one again revokes the whole grant (RFC 9700 4.14.2), so a
+// relying party that refreshes one grant twice concurrently loses it.
+//
 // Paths, relative to the issuer (which must have no path of its own):
 //
 //	/.well-known/openid-configuration   discovery
@@ -234,10 +241,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	p.store.sessionsEnded = p.deliverLogouts
 
-	p.login, err = newLoginUI(p, cfg)
-	if err != nil {
-		return nil, err
-	}
+	p.login = newLoginUI(p, cfg)
 	mux := http.NewServeMux()
 	mux.HandleFunc(pathLogin, p.login.serveLogin)
 	mux.HandleFunc(pathDevice, p.login.serveDevice)

@@ -16,7 +16,7 @@ import (
 )
 
 func TestDiscovery(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	if s.Issuer() != s.URL {
 		t.Errorf("Issuer() = %q; want the listener URL %q", s.Issuer(), s.URL)
 	}
@@ -66,7 +66,7 @@ func TestDiscovery(t *testing.T) {
 // TestCodeFlow drives the authorization code flow end to end for each kind
 // of client and checks what a relying party sees.
 func TestCodeFlow(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	p := discover(t, s)
 	alice := DemoUsers()[0]
 
@@ -185,7 +185,7 @@ func TestCodeFlow(t *testing.T) {
 // TestRefreshTokenReuse checks rotation: an old refresh token is refused
 // and presenting it revokes the grant.
 func TestRefreshTokenReuse(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	p := discover(t, s)
 	cfg := oauthConfig(p, webClientID, webClientSecret, webRedirectURI, oauth2.AuthStyleInHeader, "openid", "offline_access")
 	tok, _ := codeFlow(t, s, cfg, "bob", "bob")
@@ -206,7 +206,7 @@ func TestRefreshTokenReuse(t *testing.T) {
 }
 
 func TestScopesDecideClaims(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	p := discover(t, s)
 	alice := DemoUsers()[0]
 	tests := []struct {
@@ -254,7 +254,7 @@ func TestScopesDecideClaims(t *testing.T) {
 // TestUnverifiedEmailAndNoGroups checks the claims are present with their
 // "empty" values rather than missing.
 func TestUnverifiedEmailAndNoGroups(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	p := discover(t, s)
 	cfg := oauthConfig(p, webClientID, webClientSecret, webRedirectURI, oauth2.AuthStyleInHeader, "openid", "email", "groups")
 	tok, _ := codeFlow(t, s, cfg, "carol", "carol")
@@ -273,7 +273,7 @@ func TestUnverifiedEmailAndNoGroups(t *testing.T) {
 }
 
 func TestWrongPasswordRerendersForm(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	p := discover(t, s)
 	cfg := oauthConfig(p, webClientID, webClientSecret, webRedirectURI, oauth2.AuthStyleInHeader, "openid")
 	b := newBrowser(t, s)
@@ -300,7 +300,7 @@ func TestWrongPasswordRerendersForm(t *testing.T) {
 }
 
 func TestPKCE(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	p := discover(t, s)
 	native := oauthConfig(p, nativeClientID, "", "http://127.0.0.1:8765/callback", oauth2.AuthStyleInParams, "openid")
 
@@ -342,7 +342,7 @@ func TestPKCE(t *testing.T) {
 }
 
 func TestTokenEndpointRefusals(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	p := discover(t, s)
 	good := oauthConfig(p, webClientID, webClientSecret, webRedirectURI, oauth2.AuthStyleInHeader, "openid")
 
@@ -481,7 +481,7 @@ func TestSignOutUserAndRevokeAll(t *testing.T) {
 
 // TestLogoutToken checks the helper's tokens pass go-oidc's logout verifier.
 func TestLogoutToken(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	p := discover(t, s)
 	raw, err := s.LogoutToken(webClientID, "sub-1", "sid-1")
 	if err != nil {
@@ -503,7 +503,7 @@ func TestLogoutToken(t *testing.T) {
 }
 
 func TestRevocationAndIntrospection(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	p := discover(t, s)
 	cfg := oauthConfig(p, webClientID, webClientSecret, webRedirectURI, oauth2.AuthStyleInHeader, "openid", "profile", "offline_access")
 	tok, _ := codeFlow(t, s, cfg, "alice", "alice")
@@ -555,7 +555,7 @@ func TestRevocationAndIntrospection(t *testing.T) {
 }
 
 func TestDeviceFlow(t *testing.T) {
-	s := startIdP(t, nil)
+	s := sharedIdP(t)
 	p := discover(t, s)
 	cfg := oauthConfig(p, nativeClientID, "", "", oauth2.AuthStyleInParams, "openid", "profile", "bogus-scope")
 	da, err := cfg.DeviceAuth(clientCtx(t))
@@ -603,9 +603,17 @@ func TestDeviceFlow(t *testing.T) {
 	if _, err := p.Verifier(&oidc.Config{ClientID: nativeClientID}).Verify(clientCtx(t), rawID); err != nil {
 		t.Errorf("verifying ID token: %v", err)
 	}
-	// The device code is spent.
-	if _, err := cfg.DeviceAccessToken(clientCtx(t), da); retrieveErrorCode(err) == "" {
-		t.Errorf("second poll with a used device code: got %v; want an OAuth error", err)
+	// The device code is spent: polling again is refused at once.
+	resp, err := http.PostForm(s.URL+"/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"},
+		"device_code": {da.DeviceCode}, "client_id": {nativeClientID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oerr struct{ Error string }
+	json.NewDecoder(resp.Body).Decode(&oerr)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || oerr.Error != "access_denied" {
+		t.Errorf("polling with a used device code: status %d, error %q; want 400 access_denied", resp.StatusCode, oerr.Error)
 	}
 }
 

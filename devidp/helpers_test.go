@@ -3,14 +3,17 @@ package devidp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,6 +63,34 @@ func startIdP(t testing.TB, mutate func(*Config)) *Server {
 		}
 	})
 	return s
+}
+
+// shared is one provider with testConfig for the tests that need no other
+// configuration; generating an RSA key per test adds up. TestMain closes it.
+var shared struct {
+	once sync.Once
+	s    *Server
+	err  error
+}
+
+func sharedIdP(t testing.TB) *Server {
+	t.Helper()
+	shared.once.Do(func() { shared.s, shared.err = Start(testConfig()) })
+	if shared.err != nil {
+		t.Fatalf("Start: %v", shared.err)
+	}
+	return shared.s
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.s != nil {
+		if err := shared.s.Close(); err != nil && code == 0 {
+			fmt.Fprintln(os.Stderr, "closing the shared provider:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // clientCtx carries an HTTP client with a timeout to go-oidc and oauth2.

@@ -49,14 +49,14 @@ type loginUI struct {
 
 type hint struct{ Username, Password string }
 
-func newLoginUI(p *Provider, cfg Config) (*loginUI, error) {
+func newLoginUI(p *Provider, cfg Config) *loginUI {
 	ui := &loginUI{p: p}
 	if cfg.ShowHints {
 		for _, u := range cfg.Users {
 			ui.hints = append(ui.hints, hint{u.Username, u.Password})
 		}
 	}
-	return ui, nil
+	return ui
 }
 
 // pageData is what every template sees; fields a page does not use stay empty.
@@ -234,6 +234,10 @@ func (ui *loginUI) submitLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := f[fieldAuthRequestID]
+	if id == "" {
+		// A client that posts back to the page URL without the hidden field.
+		id = r.URL.Query().Get(fieldAuthRequestID)
+	}
 	pending, ok := ui.p.store.pendingLogin(id)
 	if !ok {
 		ui.message(w, http.StatusBadRequest, "Sign-in expired", staleLogin, "")

@@ -165,14 +165,13 @@ func newStorage(cfg Config, key *signingKey, logger *slog.Logger) *storage {
 	}
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = &client{
-			id:                  c.ID,
-			secretHash:          sha256.Sum256([]byte(c.Secret)),
-			public:              c.Secret == "",
-			redirectURIs:        slices.Clone(c.RedirectURIs),
-			postLogoutURIs:      slices.Clone(c.PostLogoutRedirectURIs),
-			backchannelLogout:   c.BackchannelLogoutURI,
-			idTokenLifetime:     s.idTTL,
-			supportsDeviceGrant: true,
+			id:                c.ID,
+			secretHash:        sha256.Sum256([]byte(c.Secret)),
+			public:            c.Secret == "",
+			redirectURIs:      slices.Clone(c.RedirectURIs),
+			postLogoutURIs:    slices.Clone(c.PostLogoutRedirectURIs),
+			backchannelLogout: c.BackchannelLogoutURI,
+			idTokenLifetime:   s.idTTL,
 		}
 	}
 	return s
@@ -256,14 +255,13 @@ func (s *storage) sweepLocked(now time.Time) {
 
 // client is the op.Client view of a Client.
 type client struct {
-	id                  string
-	secretHash          [32]byte
-	public              bool
-	redirectURIs        []string
-	postLogoutURIs      []string
-	backchannelLogout   string
-	idTokenLifetime     time.Duration
-	supportsDeviceGrant bool
+	id                string
+	secretHash        [32]byte
+	public            bool
+	redirectURIs      []string
+	postLogoutURIs    []string
+	backchannelLogout string
+	idTokenLifetime   time.Duration
 }
 
 func (c *client) GetID() string                    { return c.id }
@@ -969,8 +967,7 @@ func (s *storage) Health(context.Context) error { return nil }
 // ---- device authorization grant (RFC 8628) ----
 
 func (s *storage) StoreDeviceAuthorization(_ context.Context, clientID, deviceCode, userCode string, expires time.Time, scopes []string) error {
-	c, ok := s.clients[clientID]
-	if !ok || !c.supportsDeviceGrant {
+	if _, ok := s.clients[clientID]; !ok {
 		return fmt.Errorf("devidp: unknown client %q", clientID)
 	}
 	// The op package does not filter device-grant scopes as it does for
