@@ -120,7 +120,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	users := []string{}
 	for _, u := range devidp.DemoUsers() {
-		users = append(users, fmt.Sprintf("%s / %s (groups: %s)", u.Username, u.Password, strings.Join(u.Groups, ", ")))
+		groups := strings.Join(u.Groups, ", ")
+		if groups == "" {
+			groups = "none"
+		}
+		users = append(users, fmt.Sprintf("%s / %s (groups: %s)", u.Username, u.Password, groups))
 	}
 	fmt.Fprintf(o.Out, `
 Gatehouse demo is running.
