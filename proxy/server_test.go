@@ -1,0 +1,257 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/oidcclient"
+	"github.com/gatehouse/gatehouse/redirect"
+	"github.com/gatehouse/gatehouse/sessionstore"
+	"github.com/gatehouse/gatehouse/tokenmint"
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fixture is a proxy with a memory store, a real minter and an upstream,
+// whose sessions are planted directly (no provider needed).
+type fixture struct {
+	srv    *Server
+	store  Store
+	codec  *sessionstore.Codec
+	clock  *clock
+	hits   int
+	mu     sync.Mutex
+	header http.Header
+}
+
+func newFixture(t testing.TB, store Store) *fixture {
+	t.Helper()
+	f := &fixture{clock: &clock{t: time.Now()}}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.hits++
+		f.header = r.Header.Clone()
+		f.mu.Unlock()
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	upURL, _ := url.Parse(up.URL)
+	secret := [][]byte{[]byte("proxy-test-secret-0123456789abcdef0123")}
+	var err error
+	if f.codec, err = sessionstore.NewCodec(secret, 12*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	flow, _ := sessionstore.NewCodec(secret, 10*time.Minute)
+	key, _ := tokenmint.GenerateKey("ES256")
+	minter, err := tokenmint.NewMinter(tokenmint.Config{Issuer: "https://app.example.com", Keys: []*tokenmint.Key{key}, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := url.Parse("https://app.example.com")
+	policy, _ := redirect.NewPolicy("https://app.example.com", nil)
+	if store == nil {
+		store = sessionstore.NewMemory(sessionstore.MemoryConfig{Now: f.clock.Now})
+	}
+	f.store = store
+	f.srv, err = New(Config{
+		PublicURL:   pub,
+		CookieName:  "gatehouse",
+		Codec:       f.codec,
+		FlowCodec:   flow,
+		Store:       store,
+		Minter:      minter,
+		Login:       oidcclient.New(oidcclient.Config{Issuer: "http://127.0.0.1:1"}),
+		Redirects:   policy,
+		Routes:      []*Route{{Name: "app", PathPrefix: "/", Upstream: upURL, Audience: "app"}},
+		IdleTimeout: 30 * time.Minute,
+		MaxLifetime: 12 * time.Hour,
+		Now:         f.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// plant stores a session and returns its cookie value.
+func (f *fixture) plant(t testing.TB) string {
+	t.Helper()
+	tk, _ := sessionstore.NewTicket()
+	now := f.clock.Now()
+	s := &sessionstore.Session{Subject: "u1", Email: "u1@example.com", EmailVerified: true, Groups: []string{"g"},
+		CreatedAt: now, LastSeen: now, AuthTime: now, ExpiresAt: now.Add(12 * time.Hour), Version: 1}
+	if err := f.store.Save(context.Background(), tk, s); err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.codec.EncodeTicket("gatehouse", tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (f *fixture) get(cookie string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("GET", "https://app.example.com/page", nil)
+	req.Header.Set("Accept", "application/json")
+	if cookie != "" {
+		req.Header.Set("Cookie", "gatehouse="+cookie)
+	}
+	rec := httptest.NewRecorder()
+	f.srv.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestSessionTimeouts(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []time.Duration // time passing between requests, each must succeed
+		last  time.Duration   // then this passes
+		want  int             // and the next request gets this
+	}{
+		{"fresh", nil, 0, 200},
+		{"idle timeout", nil, 31 * time.Minute, 401},
+		{"activity extends idle", []time.Duration{20 * time.Minute, 20 * time.Minute, 20 * time.Minute}, 20 * time.Minute, 200},
+		{"absolute lifetime despite activity", repeat(25*time.Minute, 28), 25 * time.Minute, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			c := f.plant(t)
+			for i, d := range tt.steps {
+				f.clock.Add(d)
+				if code := f.get(c).Code; code != 200 {
+					t.Fatalf("step %d: got %d; want 200", i, code)
+				}
+			}
+			f.clock.Add(tt.last)
+			if code := f.get(c).Code; code != tt.want {
+				t.Fatalf("got %d; want %d", code, tt.want)
+			}
+		})
+	}
+}
+
+func repeat(d time.Duration, n int) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = d
+	}
+	return out
+}
+
+// countingStore counts writes, to show activity is not a write per request.
+type countingStore struct {
+	Store
+	mu      sync.Mutex
+	touches int
+}
+
+func (c *countingStore) Touch(ctx context.Context, t sessionstore.Ticket, seen time.Time) error {
+	c.mu.Lock()
+	c.touches++
+	c.mu.Unlock()
+	return c.Store.Touch(ctx, t, seen)
+}
+
+func TestActivityDoesNotWriteEveryRequest(t *testing.T) {
+	cs := &countingStore{}
+	f := newFixture(t, cs)
+	cs.Store = sessionstore.NewMemory(sessionstore.MemoryConfig{Now: f.clock.Now})
+	f.store = cs.Store
+	c := f.plant(t)
+	for range 100 {
+		f.clock.Add(time.Second)
+		if code := f.get(c).Code; code != 200 {
+			t.Fatalf("got %d", code)
+		}
+	}
+	// idle 30m → touch every 1m at most: 100 requests over 100s touch once or twice.
+	if cs.touches > 2 {
+		t.Errorf("%d store writes for 100 requests in 100s; want at most 2", cs.touches)
+	}
+}
+
+func TestTokenIsCachedAndHeadersSet(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.plant(t)
+	f.get(c)
+	first := f.header.Get("Authorization")
+	f.clock.Add(10 * time.Second)
+	f.get(c)
+	if second := f.header.Get("Authorization"); second != first || !strings.HasPrefix(first, "Bearer ey") {
+		t.Errorf("token changed within its half-life or is missing: %q vs %q", first, second)
+	}
+	if f.header.Get("X-Auth-Request-User") != "u1" || f.header.Get("X-Auth-Request-Email") != "u1@example.com" {
+		t.Errorf("identity headers: %v", f.header)
+	}
+}
+
+func TestBadPathIs400(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, p := range []string{"/a%5cb", "/a%00b"} {
+		req := httptest.NewRequest("GET", "https://app.example.com"+p, nil)
+		rec := httptest.NewRecorder()
+		f.srv.ServeHTTP(rec, req)
+		if rec.Code != 400 || f.hits != 0 {
+			t.Errorf("%s: got %d with %d upstream hits; want 400 and none", p, rec.Code, f.hits)
+		}
+	}
+}
+
+// BenchmarkServeHTTP is one authenticated proxied request end to end
+// (cookie decode, session load, cached token, header rewrite, upstream
+// round trip on a reused connection).
+func BenchmarkServeHTTP(b *testing.B) {
+	f := newFixture(b, nil)
+	benchServe(b, f)
+}
+
+func benchServe(b *testing.B, f *fixture) {
+	c := f.plant(b)
+	req := httptest.NewRequest("GET", "https://app.example.com/page", nil)
+	req.Header.Set("Cookie", "gatehouse="+c)
+	req.Header.Set("Accept", "application/json")
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		f.srv.ServeHTTP(rec, req.Clone(req.Context()))
+		if rec.Code != 200 {
+			b.Fatalf("got %d", rec.Code)
+		}
+	}
+}
+
+// BenchmarkSessionCheck is the request path up to (not including) the
+// upstream: what /oauth2/auth costs.
+func BenchmarkSessionCheck(b *testing.B) {
+	f := newFixture(b, nil)
+	c := f.plant(b)
+	req := httptest.NewRequest("GET", "https://app.example.com/oauth2/auth", nil)
+	req.Header.Set("Cookie", "gatehouse="+c)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		f.srv.ServeHTTP(rec, req.Clone(req.Context()))
+		if rec.Code != http.StatusAccepted {
+			b.Fatalf("got %d", rec.Code)
+		}
+	}
+}
