@@ -6,8 +6,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,12 +38,12 @@ type upstream struct {
 	mu    sync.Mutex
 	hits  int
 	last  *http.Request
-	slow  time.Duration
 	block chan struct{}
+	hold  chan struct{}
 }
 
 func newUpstream(t *testing.T) *upstream {
-	u := &upstream{block: make(chan struct{})}
+	u := &upstream{block: make(chan struct{}), hold: make(chan struct{})}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(func() { close(u.block); u.Close() })
 	return u
@@ -57,6 +55,8 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.last = r.Clone(context.Background())
 	u.mu.Unlock()
 	switch r.URL.Path {
+	case "/hold":
+		<-u.hold
 	case "/slow":
 		select {
 		case <-time.After(5 * time.Second):
@@ -95,6 +95,9 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "upstream %s %s", r.Method, r.URL.Path)
 }
 
+// release lets requests to /hold finish.
+func (u *upstream) release() { close(u.hold) }
+
 func (u *upstream) count() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -126,6 +129,7 @@ type options struct {
 	routes  func(upstream string) []config.Route
 	tls     bool // serve the proxy over HTTPS (secure cookies)
 	secrets string
+	logs    io.Writer // Gatehouse's log output at debug level; nil = discard
 }
 
 var users = []devidp.User{
@@ -168,16 +172,16 @@ func start(t *testing.T, o options) *env {
 		secrets = cookieSecret
 	}
 	vars := map[string]string{
-		"GATEHOUSE_PUBLIC_URL":          e.url,
-		"GATEHOUSE_LISTEN":              ln.Addr().String(),
-		"GATEHOUSE_METRICS_LISTEN":      "127.0.0.1:0",
-		"GATEHOUSE_OIDC_ISSUER":         e.idp.URL,
-		"GATEHOUSE_OIDC_CLIENT_ID":      clientID,
-		"GATEHOUSE_OIDC_CLIENT_SECRET":  clientSecret,
-		"GATEHOUSE_COOKIE_SECRETS":      secrets,
-		"GATEHOUSE_COOKIE_SECURE":       fmt.Sprint(o.tls),
-		"GATEHOUSE_UPSTREAM":            e.up.URL,
-		"GATEHOUSE_LOG_ACCESS_LOG":      "false",
+		"GATEHOUSE_PUBLIC_URL":              e.url,
+		"GATEHOUSE_LISTEN":                  ln.Addr().String(),
+		"GATEHOUSE_METRICS_LISTEN":          "127.0.0.1:0",
+		"GATEHOUSE_OIDC_ISSUER":             e.idp.URL,
+		"GATEHOUSE_OIDC_CLIENT_ID":          clientID,
+		"GATEHOUSE_OIDC_CLIENT_SECRET":      clientSecret,
+		"GATEHOUSE_COOKIE_SECRETS":          secrets,
+		"GATEHOUSE_COOKIE_SECURE":           fmt.Sprint(o.tls),
+		"GATEHOUSE_UPSTREAM":                e.up.URL,
+		"GATEHOUSE_LOG_ACCESS_LOG":          "false",
 		"GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT": "2s",
 	}
 	if o.store == "redis" {
@@ -207,7 +211,11 @@ func start(t *testing.T, o options) *env {
 	} else {
 		ln.Close()
 	}
-	e.app, err = app.New(cfg, slog.New(slog.DiscardHandler), opts)
+	logger := slog.New(slog.DiscardHandler)
+	if o.logs != nil {
+		logger = slog.New(slog.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	e.app, err = app.New(cfg, logger, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,5 +373,20 @@ func rawRequest(t *testing.T, addr, raw string) *http.Response {
 	return resp
 }
 
-var _ = errors.New
-var _ = tls.VersionTLS12
+// syncBuffer collects log output from concurrent goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

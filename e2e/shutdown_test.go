@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/app"
+	"github.com/gatehouse/gatehouse/config"
+)
+
+// TestLogsNeverLeakSecrets runs a login, proxied requests, bad input and a
+// sign-out with access logs at debug level, then searches the logs for every
+// secret involved.
+func TestLogsNeverLeakSecrets(t *testing.T) {
+	logs := &syncBuffer{}
+	e := start(t, options{store: "redis", logs: logs, env: map[string]string{"GATEHOUSE_LOG_ACCESS_LOG": "true"}})
+	c := e.browser()
+	e.login(c, "/secret-page?token=abc", "alice", "alice-pw")
+	ck := e.sessionCookie(c, "gatehouse")
+	minted := strings.TrimPrefix(e.up.lastRequest().Header.Get("Authorization"), "Bearer ")
+	req, _ := http.NewRequest("GET", e.url+"/x", nil)
+	req.Header.Set("Cookie", "gatehouse="+ck.Value[:len(ck.Value)-3]+"AAA")
+	e.do(req).Body.Close()
+	resp, _ := c.Get(e.url + "/oauth2/sign_out")
+	readBody(t, resp)
+
+	out := logs.String()
+	if !strings.Contains(out, `"msg":"login"`) || !strings.Contains(out, `"msg":"request"`) {
+		t.Fatalf("expected login and access log lines, got:\n%.2000s", out)
+	}
+	for name, secret := range map[string]string{
+		"session cookie": ck.Value,
+		"minted token":   minted,
+		"client secret":  clientSecret,
+		"cookie secret":  cookieSecret,
+		"query string":   "token=abc",
+		"any JWT":        "eyJ",
+	} {
+		if secret != "" && strings.Contains(out, secret) {
+			t.Errorf("logs contain the %s", name)
+		}
+	}
+}
+
+// TestShutdownDrains: cancelling Run (what SIGTERM does) lets an in-flight
+// request finish before the process exits.
+func TestShutdownDrains(t *testing.T) {
+	up := newUpstream(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	vars := map[string]string{
+		"GATEHOUSE_PUBLIC_URL": "http://" + addr, "GATEHOUSE_METRICS_LISTEN": "127.0.0.1:0",
+		"GATEHOUSE_OIDC_ISSUER": "http://127.0.0.1:1", "GATEHOUSE_OIDC_CLIENT_ID": "x", "GATEHOUSE_OIDC_CLIENT_SECRET": "y",
+		"GATEHOUSE_COOKIE_SECRETS": cookieSecret, "GATEHOUSE_COOKIE_SECURE": "false", "GATEHOUSE_UPSTREAM": up.URL,
+		"GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT": "10s",
+	}
+	cfg, err := config.Load("", func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Routes = []config.Route{{Name: "hold", PathPrefix: "/", Upstream: up.URL, Public: true}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, slog.New(slog.DiscardHandler), app.Options{Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+
+	result := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/hold")
+		if err != nil {
+			result <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- resp.Status + " " + string(b)
+	}()
+	for up.count() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel() // SIGTERM
+	time.Sleep(100 * time.Millisecond)
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("still accepting new connections after shutdown began")
+	}
+	up.release()
+	if got := <-result; got != "200 OK upstream GET /hold" {
+		t.Errorf("in-flight request got %q; want it completed", got)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v", err)
+	}
+}
