@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/tokenmint"
+)
+
+func run(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := Run(context.Background(), append([]string{"gatehouse"}, args...), func(k string) string { return env[k] }, &out, &errOut)
+	return out.String() + errOut.String(), err
+}
+
+func TestConfigCheckListsEveryProblemByKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(path, []byte(`
+public_url: ftp://app.example.com
+session:
+  store: postgres
+token:
+  ttl: 5h
+routes:
+  - name: api
+    path_prefix: api/
+    upstream: http://127.0.0.1:8000
+`), 0o600)
+	_, err := run(t, nil, "config", "check", "--config", path)
+	if err == nil {
+		t.Fatal("config check accepted a bad configuration")
+	}
+	for _, key := range []string{"public_url", "oidc.issuer", "oidc.client_id", "session.store", "token.ttl", "routes[0].path_prefix", "cookie"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s:\n%v", key, err)
+		}
+	}
+}
+
+func TestConfigCheckUnknownKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "typo.yaml")
+	os.WriteFile(path, []byte("public_url: https://a.example\nsesion:\n  store: memory\n"), 0o600)
+	_, err := run(t, nil, "config", "check", "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "sesion") {
+		t.Fatalf("got %v; want an error naming the unknown key 'sesion'", err)
+	}
+}
+
+func TestConfigCheckOKAndPrintRedacts(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "client-secret")
+	os.WriteFile(secretFile, []byte("super-secret-client-value\n"), 0o600)
+	keyFile := filepath.Join(dir, "key.pem")
+	if _, err := run(t, nil, "keys", "generate", "--alg", "EdDSA", "--out", keyFile); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "ok.yaml")
+	os.WriteFile(path, []byte(`
+public_url: https://app.example.com
+oidc:
+  issuer: https://idp.example.com
+  client_id: gatehouse
+  client_secret_file: `+secretFile+`
+token:
+  algorithm: EdDSA
+  signing_key_files: [`+keyFile+`]
+upstream: http://127.0.0.1:8000
+`), 0o600)
+	env := map[string]string{"GATEHOUSE_COOKIE_SECRETS": "cookie-secret-0123456789abcdef0123456789"}
+	out, err := run(t, env, "config", "check", "--config", path, "--print")
+	if err != nil {
+		t.Fatalf("config check: %v", err)
+	}
+	if !strings.Contains(out, "configuration OK") || strings.Contains(out, "super-secret-client-value") || strings.Contains(out, "cookie-secret-0123") {
+		t.Errorf("output leaks a secret or lacks OK:\n%s", out)
+	}
+	// A key of another type than token.algorithm is refused, naming the key.
+	env["GATEHOUSE_TOKEN_ALGORITHM"] = "ES256"
+	if _, err := run(t, env, "config", "check", "--config", path); err == nil || !strings.Contains(err.Error(), "token.algorithm") {
+		t.Errorf("got %v; want an error naming token.algorithm", err)
+	}
+}
+
+func TestKeysGenerate(t *testing.T) {
+	for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
+		out, err := run(t, nil, "keys", "generate", "--alg", alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := tokenmint.ParseKeyPEM([]byte(out))
+		if err != nil || k.Algorithm() != alg {
+			t.Errorf("%s: generated key parses as %v, %v", alg, k, err)
+		}
+	}
+	if _, err := run(t, nil, "keys", "generate", "--alg", "HS256"); err == nil {
+		t.Error("HS256 accepted")
+	}
+}
+
+func TestVersionAndUnknownCommand(t *testing.T) {
+	Version = "v1.2.3-test"
+	defer func() { Version = "" }()
+	if out, err := run(t, nil, "version"); err != nil || !strings.Contains(out, "v1.2.3-test") {
+		t.Errorf("version printed %q, %v", out, err)
+	}
+	if _, err := run(t, nil, "frobnicate"); err == nil {
+		t.Error("unknown command accepted")
+	}
+}
+
+func TestHealthcheckFailsWhenNothingListens(t *testing.T) {
+	if _, err := run(t, nil, "healthcheck", "--url", "http://127.0.0.1:1/healthz"); err == nil {
+		t.Error("healthcheck succeeded against a closed port")
+	}
+}
