@@ -26,14 +26,22 @@ type Config struct {
 	// PublicURL + "/oauth2/callback". Load removes a trailing "/".
 	PublicURL string `mapstructure:"public_url"`
 
-	OIDC          OIDC          `mapstructure:"oidc"`
-	Cookie        Cookie        `mapstructure:"cookie"`
-	Session       Session       `mapstructure:"session"`
-	Redis         Redis         `mapstructure:"redis"`
-	Token         Token         `mapstructure:"token"`
+	// OIDC is the identity provider.
+	OIDC OIDC `mapstructure:"oidc"`
+	// Cookie is the session cookie.
+	Cookie Cookie `mapstructure:"cookie"`
+	// Session sets where sessions live and how long.
+	Session Session `mapstructure:"session"`
+	// Redis is the session store when Session.Store is "redis".
+	Redis Redis `mapstructure:"redis"`
+	// Token is the JWT minted for upstreams.
+	Token Token `mapstructure:"token"`
+	// Authorization restricts who may pass, on every route.
 	Authorization Authorization `mapstructure:"authorization"`
-	Redirect      Redirect      `mapstructure:"redirect"`
-	API           API           `mapstructure:"api"`
+	// Redirect lists where rd may point besides PublicURL's host.
+	Redirect Redirect `mapstructure:"redirect"`
+	// API configures bearer tokens from native clients.
+	API API `mapstructure:"api"`
 
 	// Routes map requests to upstreams; the first match wins. Empty means one
 	// catch-all route to Upstream (see EffectiveRoutes). Routes are read from
@@ -49,8 +57,11 @@ type Config struct {
 	// that may send cookie-authenticated state-changing requests.
 	AllowedOrigins []string `mapstructure:"allowed_origins"`
 
-	Log               Log               `mapstructure:"log"`
-	Server            Server            `mapstructure:"server"`
+	// Log configures logging.
+	Log Log `mapstructure:"log"`
+	// Server configures the proxy listener.
+	Server Server `mapstructure:"server"`
+	// UpstreamTransport configures connections to upstreams.
 	UpstreamTransport UpstreamTransport `mapstructure:"upstream_transport"`
 
 	// loaded records what Load did with the *_file keys, for Validate.

@@ -60,7 +60,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		rawRoutes = doc["routes"]
 		delete(doc, "routes")
 		// MergeConfigMap lower-cases every key below it, route claim names
-		// included (spf13/viper#1014), so routes are decoded separately below.
+		// included (spf13/viper#373), so routes are decoded separately below.
 		if err := v.MergeConfigMap(doc); err != nil {
 			return nil, fmt.Errorf("config: %s: %w", path, err)
 		}
@@ -73,6 +73,9 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		s := getenv(l.env)
 		if s == "" {
 			continue
+		}
+		if path != "" && where == path {
+			where = path + " with " + EnvPrefix + "* variables"
 		}
 		if l.typ.Kind() == reflect.Slice {
 			v.Set(l.key, splitList(s))
