@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/oidcclient"
@@ -83,6 +84,11 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	flowCodec, err := sessionstore.NewCodec(cfg.CookieSecrets(), 10*time.Minute)
 	if err != nil {
 		return nil, fmt.Errorf("cookie.secrets: %w", err)
+	}
+	if cfg.Session.Store == "redis" {
+		// go-redis logs pool trouble through a process-wide logger; send it
+		// to ours so it is structured and leveled like everything else.
+		redis.SetLogger(redisLogger{log.With("component", "redis")})
 	}
 	if a.store, err = newStore(cfg); err != nil {
 		return nil, err
@@ -382,6 +388,12 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = err
 	}
 	return runErr
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
 
 // NewLogger builds the process logger from log.format and log.level.

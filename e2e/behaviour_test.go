@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/e2etest"
 	"io"
 	"net"
 	"net/http"
@@ -15,17 +16,17 @@ import (
 )
 
 func TestUnauthenticatedAPIGets401JSON(t *testing.T) {
-	e := start(t, options{})
+	e := e2etest.Start(t, e2etest.Options{})
 	for _, h := range []map[string]string{
 		{"Accept": "application/json"},
 		{"Accept": "text/html", "Sec-Fetch-Mode": "cors"},
 		{"X-Requested-With": "XMLHttpRequest", "Accept": "*/*"},
 	} {
-		req, _ := http.NewRequest("GET", e.url+"/api/items", nil)
+		req, _ := http.NewRequest("GET", e.URL+"/api/items", nil)
 		for k, v := range h {
 			req.Header.Set(k, v)
 		}
-		resp := e.do(req)
+		resp := e.Do(req)
 		var body map[string]string
 		json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
@@ -33,13 +34,13 @@ func TestUnauthenticatedAPIGets401JSON(t *testing.T) {
 			t.Errorf("%v: got %d %v %q; want 401 JSON with WWW-Authenticate", h, resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
 		}
 	}
-	if e.up.count() != 0 {
-		t.Errorf("upstream called %d times", e.up.count())
+	if e.Up.Count() != 0 {
+		t.Errorf("upstream called %d times", e.Up.Count())
 	}
 }
 
 func TestRoutesPolicies(t *testing.T) {
-	e := start(t, options{routes: func(up string) []config.Route {
+	e := e2etest.Start(t, e2etest.Options{Routes: func(up string) []config.Route {
 		return []config.Route{
 			{Name: "public", PathPrefix: "/public/", Upstream: up, Public: true},
 			{Name: "admin", PathPrefix: "/admin/", Upstream: up, Audience: "admin", AllowedGroups: []string{"admins"}},
@@ -47,47 +48,47 @@ func TestRoutesPolicies(t *testing.T) {
 		}
 	}})
 	// Public route: no login, and spoofed identity is still stripped.
-	req, _ := http.NewRequest("GET", e.url+"/public/page", nil)
+	req, _ := http.NewRequest("GET", e.URL+"/public/page", nil)
 	req.Header.Set("X-Auth-Request-User", "admin")
-	resp := e.do(req)
+	resp := e.Do(req)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || e.up.lastRequest().Header.Get("X-Auth-Request-User") != "" {
-		t.Fatalf("public route got %d, upstream saw user %q", resp.StatusCode, e.up.lastRequest().Header.Get("X-Auth-Request-User"))
+	if resp.StatusCode != 200 || e.Up.LastRequest().Header.Get("X-Auth-Request-User") != "" {
+		t.Fatalf("public route got %d, upstream saw user %q", resp.StatusCode, e.Up.LastRequest().Header.Get("X-Auth-Request-User"))
 	}
 	// A dotted or encoded path cannot reach the admin route through public.
 	for _, p := range []string{"/public/../admin/x", "/public/%2e%2e/admin/x", "/public%2F..%2Fadmin/x"} {
-		before := e.up.count()
-		resp := rawRequest(t, strings.TrimPrefix(e.url, "http://"), "GET "+p+" HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
+		before := e.Up.Count()
+		resp := e2etest.RawRequest(t, strings.TrimPrefix(e.URL, "http://"), "GET "+p+" HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
 		resp.Body.Close()
-		if resp.StatusCode != 401 || e.up.count() != before {
-			t.Errorf("GET %s got %d with %d upstream calls; want 401, none", p, resp.StatusCode, e.up.count()-before)
+		if resp.StatusCode != 401 || e.Up.Count() != before {
+			t.Errorf("GET %s got %d with %d upstream calls; want 401, none", p, resp.StatusCode, e.Up.Count()-before)
 		}
 	}
 
-	bob := e.browser()
-	e.login(bob, "/", "bob", "bob-pw")
-	if g := e.up.lastRequest().Header.Get("X-Auth-Request-Groups"); g != "developers" {
+	bob := e.Browser()
+	e.Login(bob, "/", "bob", "bob-pw")
+	if g := e.Up.LastRequest().Header.Get("X-Auth-Request-Groups"); g != "developers" {
 		t.Errorf("groups header %q; want only the route's developers", g)
 	}
-	resp, err := bob.Get(e.url + "/admin/panel")
+	resp, err := bob.Get(e.URL + "/admin/panel")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readBody(t, resp)
+	e2etest.ReadBody(t, resp)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("bob on /admin/ got %d; want 403", resp.StatusCode)
 	}
-	alice := e.browser()
-	resp, body := e.login(alice, "/admin/panel", "alice", "alice-pw")
+	alice := e.Browser()
+	resp, body := e.Login(alice, "/admin/panel", "alice", "alice-pw")
 	if resp.StatusCode != 200 || body != "upstream GET /admin/panel" {
 		t.Errorf("alice on /admin/ got %d %q", resp.StatusCode, body)
 	}
 }
 
 func TestGlobalAuthorization(t *testing.T) {
-	e := start(t, options{env: map[string]string{"GATEHOUSE_AUTHORIZATION_EMAIL_DOMAINS": "example.com"}})
-	c := e.browser()
-	resp, body := e.login(c, "/", "eve", "eve-pw")
+	e := e2etest.Start(t, e2etest.Options{Env: map[string]string{"GATEHOUSE_AUTHORIZATION_EMAIL_DOMAINS": "example.com"}})
+	c := e.Browser()
+	resp, body := e.Login(c, "/", "eve", "eve-pw")
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "not allowed") {
 		t.Errorf("eve got %d %.100q; want 403", resp.StatusCode, body)
 	}
@@ -95,16 +96,16 @@ func TestGlobalAuthorization(t *testing.T) {
 }
 
 func TestCrossOriginWritesRefused(t *testing.T) {
-	e := start(t, options{})
-	c := e.browser()
-	e.login(c, "/", "alice", "alice-pw")
-	ck := e.sessionCookie(c, "gatehouse")
+	e := e2etest.Start(t, e2etest.Options{})
+	c := e.Browser()
+	e.Login(c, "/", "alice", "alice-pw")
+	ck := e.SessionCookie(c, "gatehouse")
 	tests := []struct {
 		name    string
 		headers map[string]string
 		want    int
 	}{
-		{"same origin", map[string]string{"Origin": e.url}, 200},
+		{"same origin", map[string]string{"Origin": e.URL}, 200},
 		{"other origin", map[string]string{"Origin": "https://evil.example"}, 403},
 		{"null origin", map[string]string{"Origin": "null"}, 403},
 		{"cross-site fetch metadata", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
@@ -113,18 +114,18 @@ func TestCrossOriginWritesRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := e.up.count()
-			req, _ := http.NewRequest("POST", e.url+"/api/items", strings.NewReader("x=1"))
+			before := e.Up.Count()
+			req, _ := http.NewRequest("POST", e.URL+"/api/items", strings.NewReader("x=1"))
 			req.AddCookie(ck)
 			for k, v := range tt.headers {
 				req.Header.Set(k, v)
 			}
-			resp := e.do(req)
+			resp := e.Do(req)
 			resp.Body.Close()
 			if resp.StatusCode != tt.want {
 				t.Errorf("got %d; want %d", resp.StatusCode, tt.want)
 			}
-			if tt.want == 403 && e.up.count() != before {
+			if tt.want == 403 && e.Up.Count() != before {
 				t.Error("refused request reached the upstream")
 			}
 		})
@@ -135,9 +136,9 @@ func TestUpstreamFailures(t *testing.T) {
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadURL := "http://" + dead.Addr().String()
 	dead.Close()
-	e := start(t, options{
-		env: map[string]string{"GATEHOUSE_UPSTREAM_TRANSPORT_RESPONSE_HEADER_TIMEOUT": "300ms"},
-		routes: func(up string) []config.Route {
+	e := e2etest.Start(t, e2etest.Options{
+		Env: map[string]string{"GATEHOUSE_UPSTREAM_TRANSPORT_RESPONSE_HEADER_TIMEOUT": "300ms"},
+		Routes: func(up string) []config.Route {
 			return []config.Route{
 				{Name: "dead", PathPrefix: "/dead/", Upstream: deadURL, Public: true},
 				{Name: "app", PathPrefix: "/", Upstream: up, Public: true},
@@ -145,9 +146,9 @@ func TestUpstreamFailures(t *testing.T) {
 		},
 	})
 	for path, want := range map[string]int{"/dead/x": 502, "/slow": 504} {
-		req, _ := http.NewRequest("GET", e.url+path, nil)
+		req, _ := http.NewRequest("GET", e.URL+path, nil)
 		req.Header.Set("Accept", "application/json")
-		resp := e.do(req)
+		resp := e.Do(req)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != want || len(b) > 200 || len(b) == 0 {
@@ -157,16 +158,16 @@ func TestUpstreamFailures(t *testing.T) {
 }
 
 func TestStreamingAndWebSocket(t *testing.T) {
-	e := start(t, options{})
-	c := e.browser()
-	e.login(c, "/", "alice", "alice-pw")
-	ck := e.sessionCookie(c, "gatehouse")
+	e := e2etest.Start(t, e2etest.Options{})
+	c := e.Browser()
+	e.Login(c, "/", "alice", "alice-pw")
+	ck := e.SessionCookie(c, "gatehouse")
 
 	// SSE: the first event arrives while the upstream still holds the stream.
-	req, _ := http.NewRequest("GET", e.url+"/sse", nil)
+	req, _ := http.NewRequest("GET", e.URL+"/sse", nil)
 	req.AddCookie(ck)
 	req.Header.Set("Accept", "text/event-stream")
-	resp := e.do(req)
+	resp := e.Do(req)
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
 	resp.Body.Close()
 	if err != nil || line != "data: first\n" {
@@ -174,7 +175,7 @@ func TestStreamingAndWebSocket(t *testing.T) {
 	}
 
 	// WebSocket upgrade, byte for byte.
-	addr := strings.TrimPrefix(e.url, "http://")
+	addr := strings.TrimPrefix(e.URL, "http://")
 	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -197,53 +198,53 @@ func TestStreamingAndWebSocket(t *testing.T) {
 // TestRedisOutage: Redis down means 503s and /readyz saying why; when Redis
 // returns, the same Gatehouse serves again without a restart.
 func TestRedisOutage(t *testing.T) {
-	e := start(t, options{store: "redis"})
-	c := e.browser()
-	e.login(c, "/", "alice", "alice-pw")
-	ck := e.sessionCookie(c, "gatehouse")
+	e := e2etest.Start(t, e2etest.Options{Store: "redis"})
+	c := e.Browser()
+	e.Login(c, "/", "alice", "alice-pw")
+	ck := e.SessionCookie(c, "gatehouse")
 	get := func() int {
-		req, _ := http.NewRequest("GET", e.url+"/x", nil)
+		req, _ := http.NewRequest("GET", e.URL+"/x", nil)
 		req.AddCookie(ck)
 		req.Header.Set("Accept", "application/json")
-		resp := e.do(req)
+		resp := e.Do(req)
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	e.redis.Stop()
+	e.Redis.Stop()
 	if code := get(); code != http.StatusServiceUnavailable {
 		t.Errorf("with Redis down got %d; want 503", code)
 	}
-	resp, err := http.Get(e.metricsURL + "/readyz")
+	resp, err := http.Get(e.MetricsURL + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := readBody(t, resp)
+	body := e2etest.ReadBody(t, resp)
 	if resp.StatusCode != 503 || !strings.Contains(body, "session_store") {
 		t.Errorf("/readyz = %d %s; want 503 naming the session store", resp.StatusCode, body)
 	}
-	e.redis.Restart(t)
+	e.Redis.Restart(t)
 	// The session was in the Redis that died (no persistence): log in again.
-	c = e.browser()
-	resp2, b := e.login(c, "/", "alice", "alice-pw")
+	c = e.Browser()
+	resp2, b := e.Login(c, "/", "alice", "alice-pw")
 	if resp2.StatusCode != 200 || b != "upstream GET /" {
 		t.Errorf("after Redis came back, login got %d %q", resp2.StatusCode, b)
 	}
-	e.waitReady()
+	e.WaitReady()
 }
 
 func TestOpsEndpoints(t *testing.T) {
-	e := start(t, options{})
-	c := e.browser()
-	e.login(c, "/", "alice", "alice-pw")
+	e := e2etest.Start(t, e2etest.Options{})
+	c := e.Browser()
+	e.Login(c, "/", "alice", "alice-pw")
 	for range 3 {
-		resp, _ := c.Get(e.url + "/again")
-		readBody(t, resp)
+		resp, _ := c.Get(e.URL + "/again")
+		e2etest.ReadBody(t, resp)
 	}
-	resp, err := http.Get(e.metricsURL + "/metrics")
+	resp, err := http.Get(e.MetricsURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := readBody(t, resp)
+	body := e2etest.ReadBody(t, resp)
 	for _, want := range []string{
 		`gatehouse_http_requests_total{code="200",route="default"}`,
 		`gatehouse_logins_total{outcome="success"} 1`,
@@ -255,11 +256,11 @@ func TestOpsEndpoints(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	resp, _ = http.Get(e.metricsURL + "/healthz")
-	if readBody(t, resp); resp.StatusCode != 200 {
+	resp, _ = http.Get(e.MetricsURL + "/healthz")
+	if e2etest.ReadBody(t, resp); resp.StatusCode != 200 {
 		t.Errorf("/healthz = %d", resp.StatusCode)
 	}
-	resp, _ = http.Get(e.url + "/oauth2/jwks.json")
+	resp, _ = http.Get(e.URL + "/oauth2/jwks.json")
 	var jwks struct {
 		Keys []map[string]any `json:"keys"`
 	}

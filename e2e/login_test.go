@@ -1,8 +1,12 @@
+// Package e2e runs Gatehouse end to end against real components (see
+// internal/e2etest): the whole login, sessions in memory and Redis, attacks
+// on the flow, routing, failures and operations.
 package e2e
 
 import (
 	"context"
 	"encoding/json"
+	"github.com/gatehouse/gatehouse/internal/e2etest"
 	"io"
 	"net/http"
 	"net/url"
@@ -20,9 +24,9 @@ import (
 func TestBrowserJourney(t *testing.T) {
 	for _, store := range []string{"memory", "redis"} {
 		t.Run(store, func(t *testing.T) {
-			e := start(t, options{store: store})
-			c := e.browser()
-			resp, body := e.login(c, "/dashboard?tab=1", "alice", "alice-pw")
+			e := e2etest.Start(t, e2etest.Options{Store: store})
+			c := e.Browser()
+			resp, body := e.Login(c, "/dashboard?tab=1", "alice", "alice-pw")
 			if resp.StatusCode != http.StatusOK || body != "upstream GET /dashboard" {
 				t.Fatalf("after login got %d %q at %s; want the upstream's /dashboard", resp.StatusCode, body, resp.Request.URL)
 			}
@@ -31,13 +35,13 @@ func TestBrowserJourney(t *testing.T) {
 			}
 
 			// The upstream got a token that verifies against Gatehouse's JWKS.
-			got := e.up.lastRequest()
+			got := e.Up.LastRequest()
 			raw, ok := strings.CutPrefix(got.Header.Get("Authorization"), "Bearer ")
 			if !ok {
 				t.Fatalf("upstream Authorization = %q; want a bearer token", got.Header.Get("Authorization"))
 			}
-			host := strings.TrimPrefix(e.url, "http://")
-			v, err := tokenmint.NewVerifier(tokenmint.VerifierConfig{Issuer: e.url, Audience: host, JWKSURL: e.url + "/oauth2/jwks.json"})
+			host := strings.TrimPrefix(e.URL, "http://")
+			v, err := tokenmint.NewVerifier(tokenmint.VerifierConfig{Issuer: e.URL, Audience: host, JWKSURL: e.URL + "/oauth2/jwks.json"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,7 +51,7 @@ func TestBrowserJourney(t *testing.T) {
 			}
 			if claims.Subject != "u-alice" || claims.Email != "alice@example.com" || !claims.EmailVerified ||
 				claims.PreferredUsername != "alice" || claims.Name != "Alice Admin" ||
-				!slices.Equal(claims.Groups, []string{"admins", "developers"}) || claims.ClientID != clientID ||
+				!slices.Equal(claims.Groups, []string{"admins", "developers"}) || claims.ClientID != e2etest.ClientID ||
 				claims.SessionID == "" || claims.ID == "" || claims.AuthTime.IsZero() {
 				t.Errorf("claims = %+v; want alice's identity, client_id, sid, jti and auth_time", claims)
 			}
@@ -72,17 +76,17 @@ func TestBrowserJourney(t *testing.T) {
 			}
 
 			// Spoofed identity headers never reach the upstream.
-			req, _ := http.NewRequest("GET", e.url+"/spoof", nil)
+			req, _ := http.NewRequest("GET", e.URL+"/spoof", nil)
 			req.AddCookie(&http.Cookie{Name: "gatehouse", Value: sc.Value})
 			req.Header["X-Auth-Request-User"] = []string{"admin"}
 			req.Header["X_Auth_Request_Email"] = []string{"ceo@corp"}
 			req.Header["X-Auth-Request-Groups"] = []string{"admins", "admins"}
 			req.Header["X-Forwarded-User"] = []string{"admin"}
 			req.Header.Set("Authorization", "Bearer forged")
-			resp = e.do(req)
+			resp = e.Do(req)
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			got = e.up.lastRequest()
+			got = e.Up.LastRequest()
 			if resp.StatusCode != 200 || got.URL.Path != "/spoof" {
 				t.Fatalf("spoof request got %d, upstream saw %s", resp.StatusCode, got.URL.Path)
 			}
@@ -93,9 +97,9 @@ func TestBrowserJourney(t *testing.T) {
 			}
 
 			// userinfo tells the front end who is signed in.
-			req, _ = http.NewRequest("GET", e.url+"/oauth2/userinfo", nil)
+			req, _ = http.NewRequest("GET", e.URL+"/oauth2/userinfo", nil)
 			req.AddCookie(&http.Cookie{Name: "gatehouse", Value: sc.Value})
-			resp = e.do(req)
+			resp = e.Do(req)
 			var ui map[string]any
 			json.NewDecoder(resp.Body).Decode(&ui)
 			resp.Body.Close()
@@ -104,21 +108,21 @@ func TestBrowserJourney(t *testing.T) {
 			}
 
 			// Sign out, then replay the very same cookie: it is useless.
-			req, _ = http.NewRequest("POST", e.url+"/oauth2/sign_out", nil)
+			req, _ = http.NewRequest("POST", e.URL+"/oauth2/sign_out", nil)
 			req.AddCookie(&http.Cookie{Name: "gatehouse", Value: sc.Value})
-			resp = e.do(req)
+			resp = e.Do(req)
 			resp.Body.Close()
 			if cleared := resp.Cookies(); resp.StatusCode >= 400 || len(cleared) != 1 || cleared[0].MaxAge >= 0 {
 				t.Errorf("sign-out got %d with cookies %v; want the session cookie cleared", resp.StatusCode, cleared)
 			}
-			before := e.up.count()
-			req, _ = http.NewRequest("GET", e.url+"/after-signout", nil)
+			before := e.Up.Count()
+			req, _ = http.NewRequest("GET", e.URL+"/after-signout", nil)
 			req.AddCookie(&http.Cookie{Name: "gatehouse", Value: sc.Value})
 			req.Header.Set("Accept", "application/json")
-			resp = e.do(req)
+			resp = e.Do(req)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized || e.up.count() != before {
-				t.Errorf("replayed cookie after sign-out got %d and %d upstream calls; want 401 and none", resp.StatusCode, e.up.count()-before)
+			if resp.StatusCode != http.StatusUnauthorized || e.Up.Count() != before {
+				t.Errorf("replayed cookie after sign-out got %d and %d upstream calls; want 401 and none", resp.StatusCode, e.Up.Count()-before)
 			}
 		})
 	}
@@ -126,11 +130,11 @@ func TestBrowserJourney(t *testing.T) {
 
 // sessionSetCookie returns the session cookie's Set-Cookie, as seen on the
 // callback response of a fresh login in a new browser.
-func sessionSetCookie(t *testing.T, e *env, _ *http.Client) *http.Cookie {
+func sessionSetCookie(t *testing.T, e *e2etest.Env, _ *http.Client) *http.Cookie {
 	t.Helper()
-	c := e.browser()
+	c := e.Browser()
 	name := "gatehouse"
-	if strings.HasPrefix(e.url, "https") {
+	if strings.HasPrefix(e.URL, "https") {
 		name = "__Host-gatehouse"
 	}
 	var found *http.Cookie
@@ -144,7 +148,7 @@ func sessionSetCookie(t *testing.T, e *env, _ *http.Client) *http.Cookie {
 		}
 		return nil
 	}
-	e.login(c, "/again", "alice", "alice-pw")
+	e.Login(c, "/again", "alice", "alice-pw")
 	if found == nil {
 		t.Fatalf("no %s Set-Cookie on the callback", name)
 	}
@@ -152,9 +156,9 @@ func sessionSetCookie(t *testing.T, e *env, _ *http.Client) *http.Cookie {
 }
 
 func TestSecureCookieOverHTTPS(t *testing.T) {
-	e := start(t, options{tls: true})
-	c := e.browser()
-	resp, body := e.login(c, "/", "bob", "bob-pw")
+	e := e2etest.Start(t, e2etest.Options{TLS: true})
+	c := e.Browser()
+	resp, body := e.Login(c, "/", "bob", "bob-pw")
 	if resp.StatusCode != 200 || body != "upstream GET /" {
 		t.Fatalf("login over https got %d %q", resp.StatusCode, body)
 	}
@@ -167,15 +171,15 @@ func TestSecureCookieOverHTTPS(t *testing.T) {
 // TestBadCookies: tampered, truncated, foreign and garbage cookies lead to a
 // login (browser) or 401 (API), never to the upstream.
 func TestBadCookies(t *testing.T) {
-	e := start(t, options{})
-	c := e.browser()
-	e.login(c, "/", "alice", "alice-pw")
-	good := e.sessionCookie(c, "gatehouse").Value
+	e := e2etest.Start(t, e2etest.Options{})
+	c := e.Browser()
+	e.Login(c, "/", "alice", "alice-pw")
+	good := e.SessionCookie(c, "gatehouse").Value
 
-	foreignEnv := start(t, options{secrets: "another-gatehouse-secret-0123456789abcdef"})
-	fc := foreignEnv.browser()
-	foreignEnv.login(fc, "/", "alice", "alice-pw")
-	foreign := foreignEnv.sessionCookie(fc, "gatehouse").Value
+	foreignEnv := e2etest.Start(t, e2etest.Options{Secrets: "another-gatehouse-secret-0123456789abcdef"})
+	fc := foreignEnv.Browser()
+	foreignEnv.Login(fc, "/", "alice", "alice-pw")
+	foreign := foreignEnv.SessionCookie(fc, "gatehouse").Value
 
 	flip := []byte(good)
 	flip[len(flip)/2] ^= 1
@@ -189,12 +193,12 @@ func TestBadCookies(t *testing.T) {
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {
-			before := e.up.count()
+			before := e.Up.Count()
 			for _, accept := range []string{"text/html", "application/json"} {
-				req, _ := http.NewRequest("GET", e.url+"/private", nil)
+				req, _ := http.NewRequest("GET", e.URL+"/private", nil)
 				req.Header.Set("Cookie", "gatehouse="+value)
 				req.Header.Set("Accept", accept)
-				resp := e.do(req)
+				resp := e.Do(req)
 				resp.Body.Close()
 				switch accept {
 				case "text/html":
@@ -207,7 +211,7 @@ func TestBadCookies(t *testing.T) {
 					}
 				}
 			}
-			if n := e.up.count() - before; n != 0 {
+			if n := e.Up.Count() - before; n != 0 {
 				t.Errorf("upstream called %d times; want 0", n)
 			}
 		})
@@ -217,17 +221,17 @@ func TestBadCookies(t *testing.T) {
 // TestLoginFlowAttacks: provider errors, replayed and foreign callbacks
 // all end with an error page and no session.
 func TestLoginFlowAttacks(t *testing.T) {
-	e := start(t, options{})
+	e := e2etest.Start(t, e2etest.Options{})
 
 	t.Run("provider error", func(t *testing.T) {
-		c := e.browser()
+		c := e.Browser()
 		loc := startLogin(t, e, c)
 		state := loc.Query().Get("state")
-		resp, err := c.Get(e.url + "/oauth2/callback?error=access_denied&state=" + url.QueryEscape(state))
+		resp, err := c.Get(e.URL + "/oauth2/callback?error=access_denied&state=" + url.QueryEscape(state))
 		if err != nil {
 			t.Fatal(err)
 		}
-		body := readBody(t, resp)
+		body := e2etest.ReadBody(t, resp)
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "denied") {
 			t.Errorf("got %d %.200q; want 403 saying access was denied", resp.StatusCode, body)
 		}
@@ -235,13 +239,13 @@ func TestLoginFlowAttacks(t *testing.T) {
 	})
 
 	t.Run("callback from another browser", func(t *testing.T) {
-		victim, attacker := e.browser(), e.browser()
+		victim, attacker := e.Browser(), e.Browser()
 		loc := startLogin(t, e, victim)
-		resp, err := attacker.Get(e.url + "/oauth2/callback?code=abc&state=" + url.QueryEscape(loc.Query().Get("state")))
+		resp, err := attacker.Get(e.URL + "/oauth2/callback?code=abc&state=" + url.QueryEscape(loc.Query().Get("state")))
 		if err != nil {
 			t.Fatal(err)
 		}
-		readBody(t, resp)
+		e2etest.ReadBody(t, resp)
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("got %d; want 400", resp.StatusCode)
 		}
@@ -249,7 +253,7 @@ func TestLoginFlowAttacks(t *testing.T) {
 	})
 
 	t.Run("replayed callback", func(t *testing.T) {
-		c := e.browser()
+		c := e.Browser()
 		var callback string
 		c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 			if req.URL.Path == "/oauth2/callback" {
@@ -257,7 +261,7 @@ func TestLoginFlowAttacks(t *testing.T) {
 			}
 			return nil
 		}
-		e.login(c, "/", "alice", "alice-pw")
+		e.Login(c, "/", "alice", "alice-pw")
 		if callback == "" {
 			t.Fatal("never saw the callback")
 		}
@@ -266,54 +270,54 @@ func TestLoginFlowAttacks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		readBody(t, resp)
+		e2etest.ReadBody(t, resp)
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("replayed callback got %d; want 400", resp.StatusCode)
 		}
 		// Fresh browser with the URL: no flow cookie either.
-		c2 := e.browser()
+		c2 := e.Browser()
 		resp, _ = c2.Get(callback)
-		readBody(t, resp)
+		e2etest.ReadBody(t, resp)
 		assertNoSession(t, e, c2)
 	})
 
 	t.Run("wrong password keeps the form", func(t *testing.T) {
-		c := e.browser()
-		resp, body := e.login(c, "/", "alice", "nope")
-		if !strings.HasPrefix(resp.Request.URL.String(), e.idp.URL) || !strings.Contains(body, `name="password"`) {
+		c := e.Browser()
+		resp, body := e.Login(c, "/", "alice", "nope")
+		if !strings.HasPrefix(resp.Request.URL.String(), e.IDP.URL) || !strings.Contains(body, `name="password"`) {
 			t.Errorf("wrong password ended at %s", resp.Request.URL)
 		}
 		assertNoSession(t, e, c)
 	})
 
 	t.Run("parallel logins in two tabs", func(t *testing.T) {
-		c := e.browser()
+		c := e.Browser()
 		first := startLogin(t, e, c)
 		second := startLogin(t, e, c)
 		if first.Query().Get("state") == second.Query().Get("state") {
 			t.Fatal("two logins share a state")
 		}
 		// Completing either works; here the first one, started earlier.
-		resp, body := e.login(c, "/tab", "bob", "bob-pw")
+		resp, body := e.Login(c, "/tab", "bob", "bob-pw")
 		if resp.StatusCode != 200 || body != "upstream GET /tab" {
 			t.Errorf("got %d %q", resp.StatusCode, body)
 		}
 	})
 
 	t.Run("open redirect in rd is ignored", func(t *testing.T) {
-		c := e.browser()
-		resp, _ := c.Get(e.url + "/oauth2/start?rd=" + url.QueryEscape("//evil.example/x"))
-		readBody(t, resp)
-		m := authReqRe.FindStringSubmatch(readBodyAgain(t, c, resp.Request.URL.String()))
+		c := e.Browser()
+		resp, _ := c.Get(e.URL + "/oauth2/start?rd=" + url.QueryEscape("//evil.example/x"))
+		e2etest.ReadBody(t, resp)
+		m := e2etest.AuthRequestID.FindStringSubmatch(readBodyAgain(t, c, resp.Request.URL.String()))
 		if m == nil {
 			t.Fatal("no login form")
 		}
-		resp, err := c.PostForm(e.idp.URL+"/login", url.Values{"auth_request_id": {m[1]}, "username": {"alice"}, "password": {"alice-pw"}})
+		resp, err := c.PostForm(e.IDP.URL+"/login", url.Values{"auth_request_id": {m[1]}, "username": {"alice"}, "password": {"alice-pw"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		readBody(t, resp)
-		if resp.Request.URL.Host != strings.TrimPrefix(e.url, "http://") || resp.Request.URL.Path != "/" {
+		e2etest.ReadBody(t, resp)
+		if resp.Request.URL.Host != strings.TrimPrefix(e.URL, "http://") || resp.Request.URL.Path != "/" {
 			t.Errorf("landed at %s; want Gatehouse's /", resp.Request.URL)
 		}
 	})
@@ -324,17 +328,17 @@ func readBodyAgain(t *testing.T, c *http.Client, u string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return readBody(t, resp)
+	return e2etest.ReadBody(t, resp)
 }
 
 // startLogin begins a login and returns the provider authorize URL it
 // redirected to (not followed).
-func startLogin(t *testing.T, e *env, c *http.Client) *url.URL {
+func startLogin(t *testing.T, e *e2etest.Env, c *http.Client) *url.URL {
 	t.Helper()
 	orig := c.CheckRedirect
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	defer func() { c.CheckRedirect = orig }()
-	resp, err := c.Get(e.url + "/oauth2/start?rd=/")
+	resp, err := c.Get(e.URL + "/oauth2/start?rd=/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,9 +350,9 @@ func startLogin(t *testing.T, e *env, c *http.Client) *url.URL {
 	return loc
 }
 
-func assertNoSession(t *testing.T, e *env, c *http.Client) {
+func assertNoSession(t *testing.T, e *e2etest.Env, c *http.Client) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", e.url+"/oauth2/userinfo", nil)
+	req, _ := http.NewRequest("GET", e.URL+"/oauth2/userinfo", nil)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"github.com/gatehouse/gatehouse/internal/e2etest"
 	"io"
 	"log/slog"
 	"net"
@@ -18,17 +19,17 @@ import (
 // sign-out with access logs at debug level, then searches the logs for every
 // secret involved.
 func TestLogsNeverLeakSecrets(t *testing.T) {
-	logs := &syncBuffer{}
-	e := start(t, options{store: "redis", logs: logs, env: map[string]string{"GATEHOUSE_LOG_ACCESS_LOG": "true"}})
-	c := e.browser()
-	e.login(c, "/secret-page?token=abc", "alice", "alice-pw")
-	ck := e.sessionCookie(c, "gatehouse")
-	minted := strings.TrimPrefix(e.up.lastRequest().Header.Get("Authorization"), "Bearer ")
-	req, _ := http.NewRequest("GET", e.url+"/x", nil)
+	logs := &e2etest.SyncBuffer{}
+	e := e2etest.Start(t, e2etest.Options{Store: "redis", Logs: logs, Env: map[string]string{"GATEHOUSE_LOG_ACCESS_LOG": "true"}})
+	c := e.Browser()
+	e.Login(c, "/secret-page?token=abc", "alice", "alice-pw")
+	ck := e.SessionCookie(c, "gatehouse")
+	minted := strings.TrimPrefix(e.Up.LastRequest().Header.Get("Authorization"), "Bearer ")
+	req, _ := http.NewRequest("GET", e.URL+"/x", nil)
 	req.Header.Set("Cookie", "gatehouse="+ck.Value[:len(ck.Value)-3]+"AAA")
-	e.do(req).Body.Close()
-	resp, _ := c.Get(e.url + "/oauth2/sign_out")
-	readBody(t, resp)
+	e.Do(req).Body.Close()
+	resp, _ := c.Get(e.URL + "/oauth2/sign_out")
+	e2etest.ReadBody(t, resp)
 
 	out := logs.String()
 	if !strings.Contains(out, `"msg":"login"`) || !strings.Contains(out, `"msg":"request"`) {
@@ -37,8 +38,8 @@ func TestLogsNeverLeakSecrets(t *testing.T) {
 	for name, secret := range map[string]string{
 		"session cookie": ck.Value,
 		"minted token":   minted,
-		"client secret":  clientSecret,
-		"cookie secret":  cookieSecret,
+		"client secret":  e2etest.ClientSecret,
+		"cookie secret":  e2etest.CookieSecret,
 		"query string":   "token=abc",
 		"any JWT":        "eyJ",
 	} {
@@ -51,13 +52,13 @@ func TestLogsNeverLeakSecrets(t *testing.T) {
 // TestShutdownDrains: cancelling Run (what SIGTERM does) lets an in-flight
 // request finish before the process exits.
 func TestShutdownDrains(t *testing.T) {
-	up := newUpstream(t)
+	up := e2etest.NewUpstream(t)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	vars := map[string]string{
 		"GATEHOUSE_PUBLIC_URL": "http://" + addr, "GATEHOUSE_METRICS_LISTEN": "127.0.0.1:0",
 		"GATEHOUSE_OIDC_ISSUER": "http://127.0.0.1:1", "GATEHOUSE_OIDC_CLIENT_ID": "x", "GATEHOUSE_OIDC_CLIENT_SECRET": "y",
-		"GATEHOUSE_COOKIE_SECRETS": cookieSecret, "GATEHOUSE_COOKIE_SECURE": "false", "GATEHOUSE_UPSTREAM": up.URL,
+		"GATEHOUSE_COOKIE_SECRETS": e2etest.CookieSecret, "GATEHOUSE_COOKIE_SECURE": "false", "GATEHOUSE_UPSTREAM": up.URL,
 		"GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT": "10s",
 	}
 	cfg, err := config.Load("", func(k string) string { return vars[k] })
@@ -87,7 +88,7 @@ func TestShutdownDrains(t *testing.T) {
 		resp.Body.Close()
 		result <- resp.Status + " " + string(b)
 	}()
-	for up.count() == 0 {
+	for up.Count() == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel() // SIGTERM
@@ -95,7 +96,7 @@ func TestShutdownDrains(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Error("still accepting new connections after shutdown began")
 	}
-	up.release()
+	up.Release()
 	if got := <-result; got != "200 OK upstream GET /hold" {
 		t.Errorf("in-flight request got %q; want it completed", got)
 	}

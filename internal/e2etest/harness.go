@@ -1,7 +1,8 @@
-// Package e2e runs Gatehouse end to end against real components: the
-// zitadel-based OpenID provider in devidp, a real redis-server, a recording
-// upstream, and HTTP clients that follow the login like a browser.
-package e2e
+// Package e2etest starts Gatehouse end to end against real components for
+// tests: the zitadel-based OpenID provider in devidp, a real redis-server,
+// a recording upstream, and HTTP clients that follow the login like a
+// browser. The e2e, ingress and browser tests share it.
+package e2etest
 
 import (
 	"bufio"
@@ -27,13 +28,14 @@ import (
 )
 
 const (
-	clientID     = "gatehouse"
-	clientSecret = "e2e-client-secret-0123456789abcdef"
-	cookieSecret = "e2e-cookie-secret-0123456789abcdef0123456789"
+	// ClientID, ClientSecret and CookieSecret are the fixed test credentials.
+	ClientID     = "gatehouse"
+	ClientSecret = "e2e-client-secret-0123456789abcdef"
+	CookieSecret = "e2e-cookie-secret-0123456789abcdef0123456789"
 )
 
-// upstream records what reached it.
-type upstream struct {
+// Upstream records what reached it.
+type Upstream struct {
 	*httptest.Server
 	mu    sync.Mutex
 	hits  int
@@ -42,14 +44,14 @@ type upstream struct {
 	hold  chan struct{}
 }
 
-func newUpstream(t *testing.T) *upstream {
-	u := &upstream{block: make(chan struct{}), hold: make(chan struct{})}
+func NewUpstream(t testing.TB) *Upstream {
+	u := &Upstream{block: make(chan struct{}), hold: make(chan struct{})}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(func() { close(u.block); u.Close() })
 	return u
 }
 
-func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
+func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.hits++
 	u.last = r.Clone(context.Background())
@@ -95,44 +97,46 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "upstream %s %s", r.Method, r.URL.Path)
 }
 
-// release lets requests to /hold finish.
-func (u *upstream) release() { close(u.hold) }
+// Release lets requests to /hold finish.
+func (u *Upstream) Release() { close(u.hold) }
 
-func (u *upstream) count() int {
+// Count is how many requests reached the upstream.
+func (u *Upstream) Count() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.hits
 }
 
-func (u *upstream) lastRequest() *http.Request {
+// LastRequest is a copy of the last request that reached the upstream.
+func (u *Upstream) LastRequest() *http.Request {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.last
 }
 
-// env is one running Gatehouse with its provider, upstream and store.
-type env struct {
-	t          *testing.T
-	idp        *devidp.Server
-	up         *upstream
-	app        *app.App
-	redis      *testredis.Server
-	url        string // Gatehouse's base URL
-	metricsURL string
-	tlsClient  *http.Client // set when the proxy is served over TLS
+// Env is one running Gatehouse with its provider, upstream and store.
+type Env struct {
+	t          testing.TB
+	IDP        *devidp.Server
+	Up         *Upstream
+	App        *app.App
+	Redis      *testredis.Server
+	URL        string // Gatehouse's base URL
+	MetricsURL string
+	TLSClient  *http.Client // set when the proxy is served over TLS
 }
 
-type options struct {
-	store   string            // "memory" (default) or "redis"
-	redis   *testredis.Server // share one server between instances
-	env     map[string]string // extra GATEHOUSE_* settings
-	routes  func(upstream string) []config.Route
-	tls     bool // serve the proxy over HTTPS (secure cookies)
-	secrets string
-	logs    io.Writer // Gatehouse's log output at debug level; nil = discard
+type Options struct {
+	Store   string            // "memory" (default) or "redis"
+	Redis   *testredis.Server // share one server between instances
+	Env     map[string]string // extra GATEHOUSE_* settings
+	Routes  func(upstream string) []config.Route
+	TLS     bool // serve the proxy over HTTPS (secure cookies)
+	Secrets string
+	Logs    io.Writer // Gatehouse's log output at debug level; nil = discard
 }
 
-var users = []devidp.User{
+var Users = []devidp.User{
 	{ID: "u-alice", Username: "alice", Password: "alice-pw", Email: "alice@example.com", EmailVerified: true,
 		Name: "Alice Admin", PreferredUsername: "alice", Groups: []string{"admins", "developers"}},
 	{ID: "u-bob", Username: "bob", Password: "bob-pw", Email: "bob@example.com", EmailVerified: true,
@@ -141,121 +145,121 @@ var users = []devidp.User{
 		Name: "Eve", PreferredUsername: "eve"},
 }
 
-func start(t *testing.T, o options) *env {
+func Start(t testing.TB, o Options) *Env {
 	t.Helper()
-	e := &env{t: t, up: newUpstream(t)}
+	e := &Env{t: t, Up: NewUpstream(t)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	scheme := "http"
-	if o.tls {
+	if o.TLS {
 		scheme = "https"
 	}
-	e.url = scheme + "://" + ln.Addr().String()
+	e.URL = scheme + "://" + ln.Addr().String()
 
-	e.idp, err = devidp.Start(devidp.Config{
-		Users: users,
+	e.IDP, err = devidp.Start(devidp.Config{
+		Users: Users,
 		Clients: []devidp.Client{{
-			ID: clientID, Secret: clientSecret,
-			RedirectURIs:           []string{e.url + "/oauth2/callback"},
-			PostLogoutRedirectURIs: []string{e.url + "/"},
+			ID: ClientID, Secret: ClientSecret,
+			RedirectURIs:           []string{e.URL + "/oauth2/callback"},
+			PostLogoutRedirectURIs: []string{e.URL + "/"},
 		}},
 	})
 	if err != nil {
 		t.Fatalf("starting the OpenID provider: %v", err)
 	}
-	t.Cleanup(func() { e.idp.Close() })
+	t.Cleanup(func() { e.IDP.Close() })
 
-	secrets := o.secrets
+	secrets := o.Secrets
 	if secrets == "" {
-		secrets = cookieSecret
+		secrets = CookieSecret
 	}
 	vars := map[string]string{
-		"GATEHOUSE_PUBLIC_URL":              e.url,
+		"GATEHOUSE_PUBLIC_URL":              e.URL,
 		"GATEHOUSE_LISTEN":                  ln.Addr().String(),
 		"GATEHOUSE_METRICS_LISTEN":          "127.0.0.1:0",
-		"GATEHOUSE_OIDC_ISSUER":             e.idp.URL,
-		"GATEHOUSE_OIDC_CLIENT_ID":          clientID,
-		"GATEHOUSE_OIDC_CLIENT_SECRET":      clientSecret,
+		"GATEHOUSE_OIDC_ISSUER":             e.IDP.URL,
+		"GATEHOUSE_OIDC_CLIENT_ID":          ClientID,
+		"GATEHOUSE_OIDC_CLIENT_SECRET":      ClientSecret,
 		"GATEHOUSE_COOKIE_SECRETS":          secrets,
-		"GATEHOUSE_COOKIE_SECURE":           fmt.Sprint(o.tls),
-		"GATEHOUSE_UPSTREAM":                e.up.URL,
+		"GATEHOUSE_COOKIE_SECURE":           fmt.Sprint(o.TLS),
+		"GATEHOUSE_UPSTREAM":                e.Up.URL,
 		"GATEHOUSE_LOG_ACCESS_LOG":          "false",
 		"GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT": "2s",
 	}
-	if o.store == "redis" {
-		e.redis = o.redis
-		if e.redis == nil {
-			e.redis = testredis.Start(t, testredis.Options{})
+	if o.Store == "redis" {
+		e.Redis = o.Redis
+		if e.Redis == nil {
+			e.Redis = testredis.Start(t, testredis.Options{})
 		}
 		vars["GATEHOUSE_SESSION_STORE"] = "redis"
-		vars["GATEHOUSE_REDIS_ADDRS"] = e.redis.Addr
+		vars["GATEHOUSE_REDIS_ADDRS"] = e.Redis.Addr
 	}
-	for k, v := range o.env {
+	for k, v := range o.Env {
 		vars[k] = v
 	}
 	cfg, err := config.Load("", func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.routes != nil {
-		cfg.Routes = o.routes(e.up.URL)
+	if o.Routes != nil {
+		cfg.Routes = o.Routes(e.Up.URL)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	opts := app.Options{}
-	if !o.tls {
+	if !o.TLS {
 		opts.Listener = ln
 	} else {
 		ln.Close()
 	}
 	logger := slog.New(slog.DiscardHandler)
-	if o.logs != nil {
-		logger = slog.New(slog.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if o.Logs != nil {
+		logger = slog.New(slog.NewJSONHandler(o.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	e.app, err = app.New(cfg, logger, opts)
+	e.App, err = app.New(cfg, logger, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.tls {
+	if o.TLS {
 		// Serve the same handler over TLS on the address public_url names.
-		srv := httptest.NewUnstartedServer(e.app.Handler())
-		l, err := net.Listen("tcp", strings.TrimPrefix(e.url, "https://"))
+		srv := httptest.NewUnstartedServer(e.App.Handler())
+		l, err := net.Listen("tcp", strings.TrimPrefix(e.URL, "https://"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		srv.Listener = l
 		srv.StartTLS()
 		t.Cleanup(srv.Close)
-		e.tlsClient = srv.Client()
+		e.TLSClient = srv.Client()
 		cfg.Listen = "127.0.0.1:0" // the plain listener is unused in this mode
 	}
-	if err := e.app.Listen(); err != nil {
+	if err := e.App.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	e.metricsURL = "http://" + e.app.MetricsAddr()
+	e.MetricsURL = "http://" + e.App.MetricsAddr()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- e.app.Run(ctx) }()
+	go func() { done <- e.App.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("gatehouse exited with %v", err)
 		}
 	})
-	e.waitReady()
+	e.WaitReady()
 	return e
 }
 
-// waitReady polls /readyz until the provider is discovered.
-func (e *env) waitReady() {
+// WaitReady polls /readyz until the provider is discovered.
+func (e *Env) WaitReady() {
 	e.t.Helper()
 	c := &http.Client{Timeout: time.Second}
 	var last string
 	for range 100 {
-		resp, err := c.Get(e.metricsURL + "/readyz")
+		resp, err := c.Get(e.MetricsURL + "/readyz")
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -269,17 +273,17 @@ func (e *env) waitReady() {
 	e.t.Fatalf("gatehouse never became ready: %s", last)
 }
 
-// browser returns an HTTP client with a cookie jar that follows redirects,
+// Browser returns an HTTP client with a cookie jar that follows redirects,
 // sending Accept: text/html like a browser navigation.
-func (e *env) browser() *http.Client {
+func (e *Env) Browser() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: browserTransport{base(e)}}
 	return c
 }
 
-func base(e *env) http.RoundTripper {
-	if e.tlsClient != nil {
-		return e.tlsClient.Transport
+func base(e *Env) http.RoundTripper {
+	if e.TLSClient != nil {
+		return e.TLSClient.Transport
 	}
 	return http.DefaultTransport
 }
@@ -293,34 +297,34 @@ func (b browserTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return b.rt.RoundTrip(r)
 }
 
-var authReqRe = regexp.MustCompile(`name="auth_request_id" value="([^"]+)"`)
+var AuthRequestID = regexp.MustCompile(`name="auth_request_id" value="([^"]+)"`)
 
-// login signs in through Gatehouse starting at path, posting the provider's
+// Login signs in through Gatehouse starting at path, posting the provider's
 // login form like a person would, and returns the final response's body.
-func (e *env) login(c *http.Client, path, user, password string) (*http.Response, string) {
+func (e *Env) Login(c *http.Client, path, user, password string) (*http.Response, string) {
 	e.t.Helper()
-	resp, err := c.Get(e.url + path)
+	resp, err := c.Get(e.URL + path)
 	if err != nil {
 		e.t.Fatalf("GET %s: %v", path, err)
 	}
-	body := readBody(e.t, resp)
-	if !strings.HasPrefix(resp.Request.URL.String(), e.idp.URL) {
+	body := ReadBody(e.t, resp)
+	if !strings.HasPrefix(resp.Request.URL.String(), e.IDP.URL) {
 		e.t.Fatalf("GET %s ended at %s (%d), not at the provider's login form", path, resp.Request.URL, resp.StatusCode)
 	}
-	m := authReqRe.FindStringSubmatch(body)
+	m := AuthRequestID.FindStringSubmatch(body)
 	if m == nil {
 		e.t.Fatalf("no login form at %s: %.300s", resp.Request.URL, body)
 	}
-	resp, err = c.PostForm(e.idp.URL+"/login", url.Values{
+	resp, err = c.PostForm(e.IDP.URL+"/login", url.Values{
 		"auth_request_id": {m[1]}, "username": {user}, "password": {password},
 	})
 	if err != nil {
 		e.t.Fatalf("posting the login form: %v", err)
 	}
-	return resp, readBody(e.t, resp)
+	return resp, ReadBody(e.t, resp)
 }
 
-func readBody(t *testing.T, resp *http.Response) string {
+func ReadBody(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
@@ -330,9 +334,9 @@ func readBody(t *testing.T, resp *http.Response) string {
 	return string(b)
 }
 
-// sessionCookie returns the session cookie the jar holds for Gatehouse.
-func (e *env) sessionCookie(c *http.Client, name string) *http.Cookie {
-	u, _ := url.Parse(e.url)
+// SessionCookie returns the session cookie the jar holds for Gatehouse.
+func (e *Env) SessionCookie(c *http.Client, name string) *http.Cookie {
+	u, _ := url.Parse(e.URL)
 	for _, ck := range c.Jar.Cookies(u) {
 		if ck.Name == name {
 			return ck
@@ -341,8 +345,8 @@ func (e *env) sessionCookie(c *http.Client, name string) *http.Cookie {
 	return nil
 }
 
-// do sends one request without following redirects.
-func (e *env) do(req *http.Request) *http.Response {
+// Do sends one request without following redirects.
+func (e *Env) Do(req *http.Request) *http.Response {
 	e.t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second, Transport: base(e),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -353,9 +357,9 @@ func (e *env) do(req *http.Request) *http.Response {
 	return resp
 }
 
-// rawRequest writes a request byte for byte (for headers net/http would fix)
+// RawRequest writes a request byte for byte (for headers net/http would fix)
 // and returns the response.
-func rawRequest(t *testing.T, addr, raw string) *http.Response {
+func RawRequest(t testing.TB, addr, raw string) *http.Response {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
 	if err != nil {
@@ -373,19 +377,19 @@ func rawRequest(t *testing.T, addr, raw string) *http.Response {
 	return resp
 }
 
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
+// SyncBuffer collects log output from concurrent goroutines.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
