@@ -5,6 +5,8 @@ set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -19,6 +21,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The packaged services must not hold the ports or state the tests use.
-for svc in redis-server; do
+for svc in redis-server nginx caddy; do
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
