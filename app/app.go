@@ -120,7 +120,13 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		GroupsClaim:  cfg.OIDC.GroupsClaim,
 		HTTPClient:   opts.HTTPClient,
 		Logger:       log,
+
+		AcceptedAudiences: cfg.API.AcceptedAudiences,
 	})
+	var bearer proxy.BearerVerifier
+	if len(cfg.API.AcceptedAudiences) > 0 {
+		bearer = a.login
+	}
 	policy, err := redirect.NewPolicy(cfg.PublicURL, cfg.Redirect.AllowedDomains)
 	if err != nil {
 		return nil, fmt.Errorf("redirect.allowed_domains: %w", err)
@@ -141,6 +147,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		FlowCodec:      flowCodec,
 		Store:          a.store,
 		Minter:         a.minter,
+		Bearer:         bearer,
 		JWKS:           a.minter.JWKSHandler(),
 		Login:          a.login,
 		Redirects:      policy,

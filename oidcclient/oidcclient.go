@@ -5,14 +5,18 @@ package oidcclient
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 )
 
@@ -27,6 +31,13 @@ type Config struct {
 	RedirectURL  string   // Gatehouse's callback URL
 	Scopes       []string // "openid" is added when missing
 	GroupsClaim  string   // default "groups"
+	// AcceptedAudiences are the aud values a bearer access token from a
+	// native client may carry (api.accepted_audiences). Empty = bearer
+	// tokens are refused.
+	AcceptedAudiences []string
+	// KeyRefreshInterval bounds how often an unknown kid refetches the
+	// provider's JWKS. Zero = 10s.
+	KeyRefreshInterval time.Duration
 	// HTTPClient talks to the provider. If nil, a client with a 10s timeout is used.
 	HTTPClient *http.Client
 	Logger     *slog.Logger // nil = discard
@@ -57,6 +68,7 @@ type Result struct {
 type discovered struct {
 	provider *oidc.Provider
 	verifier *oidc.IDTokenVerifier
+	bearer   *oidc.IDTokenVerifier // checks iss, exp and signature; aud checked by VerifyAccessToken
 	oauth2   oauth2.Config
 	endSess  string
 }
@@ -82,6 +94,9 @@ func New(cfg Config) *Client {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.KeyRefreshInterval <= 0 {
+		cfg.KeyRefreshInterval = 10 * time.Second
 	}
 	hasOpenID := false
 	for _, s := range cfg.Scopes {
@@ -115,13 +130,34 @@ func (c *Client) Discover(ctx context.Context) error {
 		c.setErr(err)
 		return err
 	}
-	var extra struct {
-		EndSession string `json:"end_session_endpoint"`
+	var meta struct {
+		EndSession string   `json:"end_session_endpoint"`
+		JWKSURL    string   `json:"jwks_uri"`
+		Algs       []string `json:"id_token_signing_alg_values_supported"`
 	}
-	_ = p.Claims(&extra) // optional metadata
+	if err := p.Claims(&meta); err != nil || meta.JWKSURL == "" {
+		err = fmt.Errorf("oidcclient: discovery of %s: no jwks_uri", c.cfg.Issuer)
+		c.setErr(err)
+		return err
+	}
+	// Pinned algorithms: what the provider advertises, asymmetric only
+	// (an HS256 token "signed" with a public key must never verify).
+	var algs []string
+	var joseAlgs []jose.SignatureAlgorithm
+	for _, a := range meta.Algs {
+		if asymmetric[a] {
+			algs = append(algs, a)
+			joseAlgs = append(joseAlgs, jose.SignatureAlgorithm(a))
+		}
+	}
+	if len(algs) == 0 {
+		algs, joseAlgs = []string{"RS256"}, []jose.SignatureAlgorithm{jose.RS256}
+	}
+	ks := &keySet{url: meta.JWKSURL, client: c.cfg.HTTPClient, algs: joseAlgs, minInterval: c.cfg.KeyRefreshInterval, now: c.cfg.Now}
 	d := &discovered{
 		provider: p,
-		verifier: p.Verifier(&oidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now}),
+		verifier: oidc.NewVerifier(c.cfg.Issuer, ks, &oidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now, SupportedSigningAlgs: algs}),
+		bearer:   oidc.NewVerifier(c.cfg.Issuer, ks, &oidc.Config{SkipClientIDCheck: true, Now: c.cfg.Now, SupportedSigningAlgs: algs}),
 		oauth2: oauth2.Config{
 			ClientID:     c.cfg.ClientID,
 			ClientSecret: c.cfg.ClientSecret,
@@ -129,7 +165,7 @@ func (c *Client) Discover(ctx context.Context) error {
 			Endpoint:     p.Endpoint(),
 			Scopes:       c.cfg.Scopes,
 		},
-		endSess: extra.EndSession,
+		endSess: meta.EndSession,
 	}
 	c.state.Store(d)
 	return nil
@@ -308,4 +344,85 @@ func IdentityFromClaims(all map[string]any, groupsClaim string) Identity {
 		}
 	}
 	return id
+}
+
+var asymmetric = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true, "PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true, "EdDSA": true,
+}
+
+// ErrInvalidToken is wrapped by every bearer-token refusal.
+var ErrInvalidToken = errors.New("oidcclient: invalid bearer token")
+
+// Bearer is a verified access token from a native or API client.
+type Bearer struct {
+	Identity Identity
+	ClientID string // client_id, else azp
+	Expiry   time.Time
+}
+
+// VerifyAccessToken verifies an access token a native client presents:
+// signature by the provider's keys with its pinned algorithms, issuer,
+// expiry, and an aud among AcceptedAudiences. ID tokens and logout tokens
+// are refused: they are not meant to authorize API calls.
+func (c *Client) VerifyAccessToken(ctx context.Context, raw string) (*Bearer, error) {
+	if len(c.cfg.AcceptedAudiences) == 0 {
+		return nil, fmt.Errorf("%w: bearer tokens are not accepted (api.accepted_audiences is empty)", ErrInvalidToken)
+	}
+	d, err := c.ready()
+	if err != nil {
+		return nil, err
+	}
+	if typ := tokenType(raw); typ != "" && typ != "jwt" && typ != "at+jwt" && typ != "application/at+jwt" {
+		return nil, fmt.Errorf("%w: token type %q", ErrInvalidToken, typ)
+	}
+	tok, err := d.bearer.Verify(oidc.ClientContext(ctx, c.cfg.HTTPClient), raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	ok := false
+	for _, a := range tok.Audience {
+		for _, want := range c.cfg.AcceptedAudiences {
+			ok = ok || a == want
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: audience %v not accepted", ErrInvalidToken, tok.Audience)
+	}
+	var all map[string]any
+	if err := tok.Claims(&all); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	// An ID token (nonce, at_hash, c_hash) or a logout token (events) is not
+	// an access token, whatever its audience.
+	for _, k := range []string{"nonce", "at_hash", "c_hash", "s_hash", "events"} {
+		if _, found := all[k]; found {
+			return nil, fmt.Errorf("%w: not an access token (has %s)", ErrInvalidToken, k)
+		}
+	}
+	id := IdentityFromClaims(all, c.cfg.GroupsClaim)
+	id.Subject = tok.Subject
+	b := &Bearer{Identity: id, Expiry: tok.Expiry}
+	b.ClientID, _ = all["client_id"].(string)
+	if b.ClientID == "" {
+		b.ClientID, _ = all["azp"].(string)
+	}
+	return b, nil
+}
+
+// tokenType returns the lowercased typ header of a JWS, or "".
+func tokenType(raw string) string {
+	head, _, ok := strings.Cut(raw, ".")
+	if !ok || len(head) > 4096 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Typ string `json:"typ"`
+	}
+	_ = json.Unmarshal(b, &h)
+	return strings.ToLower(h.Typ)
 }

@@ -132,8 +132,11 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	sess, t, err := s.session(r)
+	p, err := s.authenticate(r)
 	switch {
+	case errors.Is(err, errInvalidBearer):
+		invalidBearer(w)
+		return
 	case errors.Is(err, errNoSession):
 		if redirectMode && wantsHTMLMethod(r, method) {
 			s.redirectToLogin(w, r, orig)
@@ -148,16 +151,16 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rs, ok := r.Context().Value(reqStateKey{}).(*reqState); ok {
-		rs.user = sess.Subject
+		rs.user = p.sess.Subject
 	}
-	permitted := s.userAllowed(sess)
+	permitted := s.userAllowed(p.sess)
 	if rt != nil {
-		permitted = permitted && allowed(rt.AllowedGroups, sess.Groups)
+		permitted = permitted && allowed(rt.AllowedGroups, p.sess.Groups)
 	} else {
 		// No trustworthy original URL: the user must pass every route's
 		// group rule, and the token is for the catch-all (last) route.
 		for _, x := range s.routes {
-			permitted = permitted && (x.Public || allowed(x.AllowedGroups, sess.Groups))
+			permitted = permitted && (x.Public || allowed(x.AllowedGroups, p.sess.Groups))
 		}
 		rt = s.routes[len(s.routes)-1]
 	}
@@ -165,12 +168,12 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "forbidden", "You are signed in but not allowed here.")
 		return
 	}
-	if !s.sameOriginMethod(r, method) {
+	if !p.bearer && !s.sameOriginMethod(r, method) {
 		writeJSONError(w, http.StatusForbidden, "forbidden", "Cross-origin request refused.")
 		return
 	}
 	fw := &forward{}
-	if err := s.identify(r.Context(), fw, rt, sess, t); err != nil {
+	if err := s.identify(r.Context(), fw, rt, p); err != nil {
 		s.log.Error("forward-auth: minting token", "request_id", requestID(r), "err", err)
 		writeJSONError(w, http.StatusInternalServerError, "error", "Internal error.")
 		return

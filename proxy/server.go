@@ -46,8 +46,11 @@ type Config struct {
 	Codec      *sessionstore.Codec // session cookies; its max age should equal MaxLifetime
 	FlowCodec  *sessionstore.Codec // login-flow cookies; short max age (10m)
 
-	Store       Store
-	Minter      Minter
+	Store  Store
+	Minter Minter
+	// Bearer verifies native clients' access tokens. Nil = bearer tokens are
+	// not accepted (a client's Authorization header is then just removed).
+	Bearer      BearerVerifier
 	JWKS        http.Handler // serves /oauth2/jwks.json
 	Login       LoginClient
 	Redirects   *redirect.Policy
@@ -86,6 +89,7 @@ type Server struct {
 	touchEvery   time.Duration
 	routes       []*Route
 	mux          map[string]http.HandlerFunc
+	bearers      bearerCache
 }
 
 // New checks cfg and builds the per-route reverse proxies.
@@ -167,10 +171,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	reqID := newRequestID()
 	sw.Header().Set("X-Request-Id", reqID)
-	// Identity headers are removed before anything else looks at the
-	// request, whatever happens to it next.
-	stripIdentity(r.Header, s.tokenHdrNorm)
 	rs := &reqState{id: reqID, route: "none"}
+	rs.bearer, rs.bearerPresent = bearerToken(r.Header)
+	// Identity headers are removed before anything else looks at the
+	// request, whatever happens to it next; a client's bearer token too.
+	stripIdentity(r.Header, s.tokenHdrNorm)
+	if rs.bearerPresent {
+		r.Header.Del("Authorization")
+	}
 	r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, rs))
 	defer func() {
 		if p := recover(); p != nil {
@@ -225,26 +233,30 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rs *reqState) {
 	rs.route = rt.Name
 	fw := &forward{path: p}
 	if !rt.Public {
-		sess, t, err := s.session(r)
+		p, err := s.authenticate(r)
 		switch {
+		case errors.Is(err, errInvalidBearer):
+			invalidBearer(w)
+			return
 		case errors.Is(err, errNoSession):
 			s.unauthenticated(w, r)
 			return
 		case err != nil:
-			s.log.Error("session store unavailable", "request_id", rs.id, "err", err)
-			s.fail(w, r, http.StatusServiceUnavailable, "Session store unavailable; try again shortly.")
+			s.log.Error("cannot authenticate: dependency unavailable", "request_id", rs.id, "err", err)
+			s.fail(w, r, http.StatusServiceUnavailable, "Authentication is temporarily unavailable; try again shortly.")
 			return
 		}
-		rs.user = sess.Subject
-		if !s.userAllowed(sess) || !allowed(rt.AllowedGroups, sess.Groups) {
+		rs.user = p.sess.Subject
+		if !s.userAllowed(p.sess) || !allowed(rt.AllowedGroups, p.sess.Groups) {
 			s.fail(w, r, http.StatusForbidden, "You are signed in but not allowed here.")
 			return
 		}
-		if !s.sameOrigin(r) {
+		// Cookies ride along on cross-site requests; bearer tokens do not.
+		if !p.bearer && !s.sameOrigin(r) {
 			s.fail(w, r, http.StatusForbidden, "Cross-origin request refused.")
 			return
 		}
-		if err := s.identify(r.Context(), fw, rt, sess, t); err != nil {
+		if err := s.identify(r.Context(), fw, rt, p); err != nil {
 			s.log.Error("minting upstream token", "request_id", rs.id, "err", err)
 			s.fail(w, r, http.StatusInternalServerError, "Internal error.")
 			return
@@ -254,18 +266,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rs *reqState) {
 }
 
 // identify fills fw with the identity headers and the minted token.
-func (s *Server) identify(ctx context.Context, fw *forward, rt *Route, sess *sessionstore.Session, t sessionstore.Ticket) error {
+func (s *Server) identify(ctx context.Context, fw *forward, rt *Route, p *principal) error {
+	sess := p.sess
 	groups := filterGroups(sess.Groups, rt.Groups)
-	sid := t.SID()
 	id := &tokenmint.Identity{
 		Subject:           sess.Subject,
-		ClientID:          s.cfg.ClientID,
+		ClientID:          p.clientID,
 		Email:             sess.Email,
 		EmailVerified:     sess.EmailVerified,
 		Name:              sess.Name,
 		PreferredUsername: sess.PreferredUsername,
 		Groups:            groups,
-		SessionID:         sid,
+		SessionID:         p.sid,
 		AuthTime:          sess.AuthTime,
 	}
 	if len(rt.Claims) > 0 {
@@ -276,9 +288,9 @@ func (s *Server) identify(ctx context.Context, fw *forward, rt *Route, sess *ses
 			}
 		}
 	}
-	// Cached per session and audience; whoever changes a session's identity
-	// calls Minter.Forget(sid).
-	tok, err := s.cfg.Minter.Mint(ctx, sid, rt.Audience, id)
+	// Cached per session (or bearer token) and audience; whoever changes a
+	// session's identity calls Minter.Forget(sid).
+	tok, err := s.cfg.Minter.Mint(ctx, p.cacheKey, rt.Audience, id)
 	if err != nil {
 		return err
 	}
@@ -337,9 +349,11 @@ type reqStateKey struct{}
 
 // reqState is per-request bookkeeping for logs and metrics.
 type reqState struct {
-	id    string
-	route string
-	user  string
+	id            string
+	route         string
+	user          string
+	bearer        string // the client's bearer token, if any (never logged)
+	bearerPresent bool
 }
 
 type forwardKey struct{}

@@ -31,7 +31,12 @@ const (
 	// ClientID, ClientSecret and CookieSecret are the fixed test credentials.
 	ClientID     = "gatehouse"
 	ClientSecret = "e2e-client-secret-0123456789abcdef"
-	CookieSecret = "e2e-cookie-secret-0123456789abcdef0123456789"
+	// NativeClientID is a public client (PKCE, no secret) registered at the
+	// provider with the loopback redirect URI NativeRedirectURI, like a
+	// desktop or mobile app.
+	NativeClientID    = "native-app"
+	NativeRedirectURI = "http://127.0.0.1/callback"
+	CookieSecret      = "e2e-cookie-secret-0123456789abcdef0123456789"
 )
 
 // Upstream records what reached it.
@@ -164,6 +169,8 @@ func Start(t testing.TB, o Options) *Env {
 			ID: ClientID, Secret: ClientSecret,
 			RedirectURIs:           []string{e.URL + "/oauth2/callback"},
 			PostLogoutRedirectURIs: []string{e.URL + "/"},
+		}, {
+			ID: NativeClientID, RedirectURIs: []string{NativeRedirectURI},
 		}},
 	})
 	if err != nil {
