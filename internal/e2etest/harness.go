@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/gatehouse/gatehouse/app"
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/devidp"
@@ -400,4 +402,55 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// NativeLogin obtains tokens the way a native app does: authorization code
+// with PKCE S256 as the public client NativeClientID, the user typing their
+// credentials into the provider's form, and the code caught at the loopback
+// redirect URI. It returns the provider's token response (access token, ID
+// token in Extra("id_token"), refresh token with offline_access).
+func (e *Env) NativeLogin(user, password string, scopes ...string) *oauth2.Token {
+	e.t.Helper()
+	if len(scopes) == 0 {
+		scopes = []string{"openid", "email", "profile"}
+	}
+	cfg := oauth2.Config{
+		ClientID:    NativeClientID,
+		RedirectURL: NativeRedirectURI,
+		Scopes:      scopes,
+		Endpoint: oauth2.Endpoint{
+			AuthURL: e.IDP.URL + "/authorize", TokenURL: e.IDP.URL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams,
+		},
+	}
+	verifier := oauth2.GenerateVerifier()
+	jar, _ := cookiejar.New(nil)
+	var code string
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), NativeRedirectURI) {
+			code = req.URL.Query().Get("code")
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	resp, err := c.Get(cfg.AuthCodeURL("native-state", oauth2.S256ChallengeOption(verifier)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m := AuthRequestID.FindStringSubmatch(ReadBody(e.t, resp))
+	if m == nil {
+		e.t.Fatalf("native login: no login form at %s", resp.Request.URL)
+	}
+	resp, err = c.PostForm(e.IDP.URL+"/login", url.Values{"auth_request_id": {m[1]}, "username": {user}, "password": {password}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ReadBody(e.t, resp)
+	if code == "" {
+		e.t.Fatalf("native login: no code reached %s", NativeRedirectURI)
+	}
+	tok, err := cfg.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		e.t.Fatalf("native login: exchanging the code: %v", err)
+	}
+	return tok
 }
