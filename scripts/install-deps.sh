@@ -7,6 +7,12 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# Debian's python3-* packages install for /usr/bin/python3, which is what the
+# Django example and its tests run with.
+for mod in django:python3-django rest_framework:python3-djangorestframework jwt:python3-jwt cryptography:python3-cryptography; do
+  /usr/bin/python3 -c "import ${mod%%:*}" >/dev/null 2>&1 || need+=("${mod##*:}")
+done
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
