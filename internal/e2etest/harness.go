@@ -141,6 +141,10 @@ type Options struct {
 	TLS     bool // serve the proxy over HTTPS (secure cookies)
 	Secrets string
 	Logs    io.Writer // Gatehouse's log output at debug level; nil = discard
+	// PublicURL is Gatehouse's public_url when something else (an ingress)
+	// fronts it; the provider's redirect URIs follow it. Empty = Gatehouse's
+	// own URL. Not combinable with TLS.
+	PublicURL string
 }
 
 var Users = []devidp.User{
@@ -164,13 +168,17 @@ func Start(t testing.TB, o Options) *Env {
 		scheme = "https"
 	}
 	e.URL = scheme + "://" + ln.Addr().String()
+	public := e.URL
+	if o.PublicURL != "" {
+		public = strings.TrimSuffix(o.PublicURL, "/")
+	}
 
 	e.IDP, err = devidp.Start(devidp.Config{
 		Users: Users,
 		Clients: []devidp.Client{{
 			ID: ClientID, Secret: ClientSecret,
-			RedirectURIs:           []string{e.URL + "/oauth2/callback"},
-			PostLogoutRedirectURIs: []string{e.URL + "/"},
+			RedirectURIs:           []string{public + "/oauth2/callback"},
+			PostLogoutRedirectURIs: []string{public + "/"},
 		}, {
 			ID: NativeClientID, RedirectURIs: []string{NativeRedirectURI},
 		}},
@@ -185,7 +193,7 @@ func Start(t testing.TB, o Options) *Env {
 		secrets = CookieSecret
 	}
 	vars := map[string]string{
-		"GATEHOUSE_PUBLIC_URL":              e.URL,
+		"GATEHOUSE_PUBLIC_URL":              public,
 		"GATEHOUSE_LISTEN":                  ln.Addr().String(),
 		"GATEHOUSE_METRICS_LISTEN":          "127.0.0.1:0",
 		"GATEHOUSE_OIDC_ISSUER":             e.IDP.URL,
