@@ -67,7 +67,8 @@ type Identity struct {
 	// SessionID goes to `sid` as given: it is already a hash of the session id, and
 	// tokenmint does not hash it again.
 	SessionID string
-	// AuthTime is when the user last authenticated (`auth_time`); zero omits it.
+	// AuthTime is when the user last authenticated (`auth_time`); zero (or any time
+	// not after 1970) omits it.
 	AuthTime time.Time
 	// Extra holds further claims. Entries named like a claim Mint sets itself (or
 	// one that would change the token's meaning, such as cnf, azp or nonce) are
@@ -480,8 +481,10 @@ func (m *Minter) claims(audience string, id *Identity, now time.Time) ([]byte, t
 	if id.Email != "" {
 		c.EmailVerified = &id.EmailVerified
 	}
-	if !id.AuthTime.IsZero() {
-		c.AuthTime = id.AuthTime.Unix()
+	// A NumericDate at or before the epoch is no real login time, and verifiers
+	// (this package's included) reject it: leave it out instead.
+	if t := id.AuthTime.Unix(); !id.AuthTime.IsZero() && t > 0 {
+		c.AuthTime = t
 	}
 	body, err := json.Marshal(c)
 	if err != nil {

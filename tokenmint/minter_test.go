@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -111,6 +113,12 @@ func TestMintOmitsEmptyClaims(t *testing.T) {
 	}
 
 	// email_verified accompanies email, true or false.
+	// An auth_time at or before the epoch is no login time: left out.
+	tok = mint(t, m, "", testAudience, &tokenmint.Identity{Subject: "user-1", AuthTime: time.Unix(0, 0)})
+	if _, cl := parseMinted(t, m, tok, "ES256"); cl["auth_time"] != nil {
+		t.Errorf("auth_time = %v for the epoch; want it omitted", cl["auth_time"])
+	}
+
 	tok = mint(t, m, "", testAudience, &tokenmint.Identity{Subject: "user-1", Email: "a@example.com"})
 	if _, cl := parseMinted(t, m, tok, "ES256"); cl["email_verified"] != false {
 		t.Errorf("email_verified = %v with an unverified email; want false", cl["email_verified"])
@@ -513,5 +521,173 @@ func TestJWKSHandler(t *testing.T) {
 		if res.status != http.StatusMethodNotAllowed || res.header.Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s: status %d Allow %q; want 405 with Allow: GET, HEAD", method, res.status, res.header.Get("Allow"))
 		}
+	}
+}
+
+// gate is an Extra claim value whose encoding blocks until released: a hook into the
+// middle of a signing.
+type gate struct {
+	entered, release chan struct{}
+	panics           bool
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
+
+func (g *gate) MarshalJSON() ([]byte, error) {
+	close(g.entered)
+	<-g.release
+	if g.panics {
+		panic("claim encoder exploded")
+	}
+	return []byte(`"gated"`), nil
+}
+
+// doneWatcher is a context that reports when a caller starts waiting on Done.
+type doneWatcher struct {
+	context.Context
+	waiting chan struct{}
+	once    sync.Once
+}
+
+func watchDone(ctx context.Context) *doneWatcher {
+	return &doneWatcher{Context: ctx, waiting: make(chan struct{})}
+}
+
+func (c *doneWatcher) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.waiting) })
+	return c.Context.Done()
+}
+
+type mintResult struct {
+	tok tokenmint.Token
+	err error
+}
+
+// mintGated starts a Mint whose signing blocks in g, and waits until it does.
+func mintGated(t *testing.T, m *tokenmint.Minter, g *gate) <-chan mintResult {
+	t.Helper()
+	id := fullIdentity()
+	id.Extra = map[string]any{"gate": g}
+	res := make(chan mintResult, 1)
+	go func() {
+		tok, err := m.Mint(context.Background(), "s1", "api", id)
+		res <- mintResult{tok, err}
+	}()
+	<-g.entered
+	return res
+}
+
+func TestChangesDuringSigningAreNotUndone(t *testing.T) {
+	for name, change := range map[string]func(*tokenmint.Minter) error{
+		"Forget":  func(m *tokenmint.Minter) error { m.Forget("s1"); return nil },
+		"SetKeys": func(m *tokenmint.Minter) error { return m.SetKeys([]*tokenmint.Key{testKey(t, "ES256", 1)}) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := newMinter(t, newClock(), testKey(t, "ES256", 0))
+			g := newGate()
+			res := mintGated(t, m, g)
+			if err := change(m); err != nil {
+				t.Fatal(err)
+			}
+			close(g.release)
+			during := <-res
+			if during.err != nil {
+				t.Fatalf("Mint in flight: %v", during.err)
+			}
+			after := mint(t, m, "s1", "api", fullIdentity())
+			if after.Raw == during.tok.Raw {
+				t.Errorf("the token signed across %s was cached and handed out again", name)
+			}
+		})
+	}
+}
+
+func TestMintWaiterHonoursContext(t *testing.T) {
+	m := newMinter(t, newClock(), testKey(t, "ES256", 0))
+	g := newGate()
+	res := mintGated(t, m, g)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	w := watchDone(ctx)
+	waiterErr := make(chan error, 1)
+	go func() {
+		_, err := m.Mint(w, "s1", "api", fullIdentity())
+		waiterErr <- err
+	}()
+	select {
+	case <-w.waiting:
+	case err := <-waiterErr:
+		t.Fatalf("second Mint returned (%v) without waiting for the signing in flight", err)
+	}
+	cancel()
+	if err := <-waiterErr; !errors.Is(err, context.Canceled) {
+		t.Errorf("waiting Mint with a canceled context = %v; want context.Canceled", err)
+	}
+	close(g.release)
+	first := <-res
+	if first.err != nil {
+		t.Fatal(first.err)
+	}
+	if again := mint(t, m, "s1", "api", fullIdentity()); again.Raw != first.tok.Raw {
+		t.Error("the signing a waiter gave up on was not cached")
+	}
+}
+
+func TestMintPanicReleasesWaiters(t *testing.T) {
+	m := newMinter(t, newClock(), testKey(t, "ES256", 0))
+	g := newGate()
+	g.panics = true
+	id := fullIdentity()
+	id.Extra = map[string]any{"gate": g}
+	recovered := make(chan any, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		_, _ = m.Mint(context.Background(), "s1", "api", id)
+	}()
+	<-g.entered
+
+	w := watchDone(t.Context())
+	waiterErr := make(chan error, 1)
+	go func() {
+		_, err := m.Mint(w, "s1", "api", fullIdentity())
+		waiterErr <- err
+	}()
+	select {
+	case <-w.waiting:
+	case err := <-waiterErr:
+		t.Fatalf("second Mint returned (%v) without waiting for the signing in flight", err)
+	}
+	close(g.release)
+	if r := <-recovered; r != "claim encoder exploded" {
+		t.Errorf("signer's panic = %v; want it to reach the caller", r)
+	}
+	if err := <-waiterErr; err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Errorf("waiter got %v; want a signing panicked error", err)
+	}
+	if _, err := m.Mint(t.Context(), "s1", "api", fullIdentity()); err != nil {
+		t.Errorf("Mint after a panicked signing: %v", err)
+	}
+}
+
+func TestMintConcurrentSessions(t *testing.T) {
+	m := newMinter(t, newClock(), testKey(t, "EdDSA", 0))
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 20 {
+				key := fmt.Sprintf("s%d", (i+j)%5)
+				if _, err := m.Mint(t.Context(), key, "api", fullIdentity()); err != nil {
+					t.Error(err)
+				}
+				if j%7 == 0 {
+					m.Forget(key)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	minted, hits := m.Stats()
+	if minted+hits != 160 {
+		t.Errorf("Stats() = %d minted + %d hits; want 160 calls in all", minted, hits)
 	}
 }

@@ -227,7 +227,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	}
 	hdr := jws.Signatures[0].Protected
 	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
-		return nil, fmt.Errorf("%w: typ %q; want %q", ErrInvalidToken, typ, tokenType)
+		return nil, fmt.Errorf("%w: typ %q; want %q", ErrInvalidToken, clip(typ), tokenType)
 	}
 	if hdr.KeyID == "" {
 		return nil, fmt.Errorf("%w: no kid", ErrInvalidToken)
@@ -237,7 +237,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, err
 	}
 	if !keyFits(key, hdr.Algorithm) {
-		return nil, fmt.Errorf("%w: key %s does not sign %s", ErrInvalidToken, hdr.KeyID, hdr.Algorithm)
+		return nil, fmt.Errorf("%w: key %q does not sign %s", ErrInvalidToken, hdr.KeyID, hdr.Algorithm)
 	}
 	payload, err := jws.Verify(key.Key)
 	if err != nil {
@@ -275,6 +275,18 @@ func (v *Verifier) check(c *Claims) error {
 		return fmt.Errorf("%w: not valid before %s", ErrInvalidToken, c.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// maxQuoted bounds how much of an unverified header value an error message repeats:
+// such errors end up in logs, and the value is whatever the sender chose.
+const maxQuoted = 64
+
+// clip shortens s to maxQuoted bytes for an error message.
+func clip(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	return s[:maxQuoted] + "..."
 }
 
 // isAccessTokenType reports whether typ marks an RFC 9068 access token. Media type
@@ -383,9 +395,9 @@ func (v *Verifier) key(ctx context.Context, kid string) (jose.JSONWebKey, error)
 		// must not break every upstream at once.
 		return k, nil
 	case lastErr != nil:
-		return jose.JSONWebKey{}, fmt.Errorf("%w: key %q not known: %w", ErrJWKSUnavailable, kid, lastErr)
+		return jose.JSONWebKey{}, fmt.Errorf("%w: key %q not known: %w", ErrJWKSUnavailable, clip(kid), lastErr)
 	default:
-		return jose.JSONWebKey{}, fmt.Errorf("%w: unknown kid %q", ErrInvalidToken, kid)
+		return jose.JSONWebKey{}, fmt.Errorf("%w: unknown kid %q", ErrInvalidToken, clip(kid))
 	}
 }
 
