@@ -174,23 +174,24 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	}, nil
 }
 
-// Claims are the claims of a verified token.
+// Claims are the claims of a verified token, named after the Identity fields they
+// were minted from.
 type Claims struct {
-	Issuer            string
-	Subject           string
-	Audience          []string
-	ClientID          string
-	Email             string
-	EmailVerified     bool
-	Name              string
-	PreferredUsername string
-	Groups            []string
-	SessionID         string
-	AuthTime          time.Time // zero when absent
-	IssuedAt          time.Time
-	NotBefore         time.Time // zero when absent
-	Expiry            time.Time
-	ID                string
+	Issuer            string    // iss
+	Subject           string    // sub
+	Audience          []string  // aud, one element when it was a string
+	ClientID          string    // client_id
+	Email             string    // email
+	EmailVerified     bool      // email_verified
+	Name              string    // name
+	PreferredUsername string    // preferred_username
+	Groups            []string  // groups
+	SessionID         string    // sid: a hash of Gatehouse's session id
+	AuthTime          time.Time // auth_time; zero when absent
+	IssuedAt          time.Time // iat
+	NotBefore         time.Time // nbf; zero when absent
+	Expiry            time.Time // exp
+	ID                string    // jti
 	// Extra holds every other claim, decoded as encoding/json does into an any;
 	// nil when there are none.
 	Extra map[string]any
