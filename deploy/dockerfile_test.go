@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	pathpkg "path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -283,9 +284,9 @@ func builderCommand(stages []stage, buildArgs map[string]string) (buildCommand, 
 }
 
 // dockerfileBuild runs the Dockerfile's go build command, as its builder
-// stage would with --build-arg VERSION=version, from the repository root
-// (the image's build context), writing the binary into outDir instead of
-// the image's path. It returns the binary's path.
+// stage would with --build-arg VERSION=version: in a copy of the build
+// context (root less what .dockerignore excludes), writing the binary into
+// outDir instead of the image's path. It returns the binary's path.
 func dockerfileBuild(root, outDir, version string) (string, error) {
 	stages, err := parseDockerfile(filepath.Join(root, "Dockerfile"))
 	if err != nil {
@@ -295,16 +296,147 @@ func dockerfileBuild(root, outDir, version string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	ignore, err := parseDockerignore(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		return "", err
+	}
+	src := filepath.Join(outDir, "context")
+	if err := copyContext(root, src, ignore); err != nil {
+		return "", err
+	}
 	bin := filepath.Join(outDir, "gatehouse")
 	argv := slices.Clone(bc.argv)
 	argv[slices.Index(argv, "-o")+1] = bin
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = root
+	cmd.Dir = src
 	cmd.Env = append(os.Environ(), bc.env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%q %q: %w\n%s", bc.env, argv, err, out)
+		return "", fmt.Errorf("%q %q in the build context: %w\n%s", bc.env, argv, err, out)
 	}
 	return bin, nil
+}
+
+// ignoreRule is one .dockerignore line; negate re-includes ("!pattern").
+type ignoreRule struct {
+	pattern string
+	negate  bool
+}
+
+// parseDockerignore reads .dockerignore. Patterns are path.Match patterns
+// relative to the context root, as Docker reads them; "**" is refused
+// rather than matched differently from Docker.
+func parseDockerignore(path string) ([]ignoreRule, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rules []ignoreRule
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		r := ignoreRule{}
+		if p, ok := strings.CutPrefix(line, "!"); ok {
+			r.negate, line = true, strings.TrimSpace(p)
+		}
+		if strings.Contains(line, "**") {
+			return nil, fmt.Errorf("%s: %q: ** is not supported by this test", path, line)
+		}
+		r.pattern = strings.TrimPrefix(pathpkg.Clean("/"+line), "/")
+		if _, err := pathpkg.Match(r.pattern, ""); err != nil {
+			return nil, fmt.Errorf("%s: %q: %w", path, line, err)
+		}
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
+// excluded reports whether the slash-separated path rel, or a directory
+// holding it, matches the rules; the last matching rule decides.
+func excluded(rules []ignoreRule, rel string) bool {
+	out := false
+	for _, r := range rules {
+		for p := rel; p != "." && p != "/"; p = pathpkg.Dir(p) {
+			if ok, _ := pathpkg.Match(r.pattern, p); ok {
+				out = !r.negate
+				break
+			}
+		}
+	}
+	return out
+}
+
+// copyContext copies the files of root that the rules leave in the build
+// context to dst.
+func copyContext(root, dst string, rules []ignoreRule) error {
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return os.MkdirAll(dst, 0o755)
+		}
+		if excluded(rules, filepath.ToSlash(rel)) {
+			if d.IsDir() && !slices.ContainsFunc(rules, func(r ignoreRule) bool { return r.negate }) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&os.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, info.Mode().Perm())
+		}
+		return nil // sockets, devices: never part of a build
+	})
+}
+
+func TestDockerignore(t *testing.T) {
+	rules, err := parseDockerignore(filepath.Join(repoRoot(t), ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the image build needs stays in the context; what would leak
+	// history or bloat it does not.
+	for rel, want := range map[string]bool{
+		"go.mod":              false,
+		"go.sum":              false,
+		"main.go":             false,
+		"cli/cli.go":          false,
+		"config/load.go":      false,
+		".git":                true,
+		".git/config":         true,
+		"gatehouse":           true,
+		"helm/gatehouse/x":    true,
+		"docs/kubernetes.md":  true,
+		"sessionstore/x.test": false, // Docker's *.test matches at the root only
+		"gatehouse.test":      true,
+	} {
+		if got := excluded(rules, rel); got != want {
+			t.Errorf("excluded(%q) = %v; want %v", rel, got, want)
+		}
+	}
 }
 
 func TestShellWords(t *testing.T) {

@@ -33,9 +33,8 @@ func chartDir(t testing.TB) string { return filepath.Join(repoRoot(t), "helm", "
 type object struct {
 	Kind     string `yaml:"kind"`
 	Metadata struct {
-		Name        string            `yaml:"name"`
-		Namespace   string            `yaml:"namespace"`
-		Annotations map[string]string `yaml:"annotations"`
+		Name      string `yaml:"name"`
+		Namespace string `yaml:"namespace"`
 	} `yaml:"metadata"`
 	raw string // the manifest's text, as helm rendered it
 }
@@ -231,9 +230,9 @@ type testSecrets struct {
 	RedisPassword string   `yaml:"redisPassword,omitempty"`
 }
 
-// newSecrets generates a client secret, a 52-byte cookie secret, keys
-// signing keys with `gatehouse keys generate` and, if redis, a Redis
-// password.
+// newSecrets generates a client secret, a 52-byte cookie secret, the given
+// number of signing keys (with `gatehouse keys generate`) and, if redis, a
+// Redis password.
 func newSecrets(t testing.TB, keys int, redis bool) testSecrets {
 	t.Helper()
 	s := testSecrets{
@@ -288,7 +287,7 @@ func (s testSecrets) needles() []string {
 	return out
 }
 
-// valuesFiles returns the -f arguments for the values files.
+// valuesArgs returns the -f arguments for the values files.
 func valuesArgs(files []string) []string {
 	var args []string
 	for _, f := range files {
@@ -372,6 +371,11 @@ func checkRender(t *testing.T, c renderCase) gatehouseConfig {
 		t.Fatalf("got %d containers; want 1", len(pod.Containers))
 	}
 	ctr := pod.Containers[0]
+	for _, o := range c.r {
+		if o.Metadata.Namespace != namespace {
+			t.Errorf("%s %s in namespace %q; want %q", o.Kind, o.Metadata.Name, o.Metadata.Namespace, namespace)
+		}
+	}
 
 	t.Run("non-root and read-only", func(t *testing.T) {
 		psc, csc := pod.SecurityContext, ctr.SecurityContext
@@ -779,6 +783,22 @@ func TestChartRotation(t *testing.T) {
 	}
 	if got, want := string(files["cookie-secrets"]), newest+"\n"+s.CookieSecrets[1]+"\n"; got != want {
 		t.Errorf("cookie-secrets %q; want %q (newest first, one a line)", got, want)
+	}
+}
+
+// TestChartEphemeralKey renders one replica without a signing key: allowed
+// (Gatehouse then signs with a key made at startup), but the notes warn.
+func TestChartEphemeralKey(t *testing.T) {
+	s := newSecrets(t, 0, false)
+	files := []string{minimalValues(t), s.valuesFile(t)}
+	r := mustTemplate(t, files)
+	entries, _ := secretFiles(t, r)
+	cfg := checkRender(t, renderCase{r: r, files: entries, needles: s.needles(), secretName: fullname})
+	if v := cfg.get("token", "signing_key_files"); v != nil {
+		t.Errorf("token.signing_key_files %v; want unset", v)
+	}
+	if notes := renderNotes(t, files); !strings.Contains(notes, "no signing key is configured") {
+		t.Errorf("NOTES do not warn about the ephemeral key:\n%s", notes)
 	}
 }
 

@@ -191,8 +191,10 @@ mounted Secret.
 {{- end -}}
 {{- $managed := dict
       "oidc" (dict "client_secret_file" (printf "%s/client-secret" $dir))
-      "cookie" (dict "secrets_file" (printf "%s/cookie-secrets" $dir))
-      "token" (dict "signing_key_files" $keyFiles) -}}
+      "cookie" (dict "secrets_file" (printf "%s/cookie-secrets" $dir)) -}}
+{{- if $keyFiles -}}
+{{- $_ := set $managed "token" (dict "signing_key_files" $keyFiles) -}}
+{{- end -}}
 {{- if include "gatehouse.hasRedisPassword" . -}}
 {{- $_ := set $managed "redis" (dict "password_file" (printf "%s/redis-password" $dir)) -}}
 {{- end -}}
