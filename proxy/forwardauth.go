@@ -20,37 +20,132 @@ var errBadOriginal = errors.New("malformed original request")
 // -Host and -Uri (Traefik, Caddy). Only a trusted proxy is believed; from
 // anyone else, or without these headers, it returns nil and the check is
 // judged against the strictest policy. A malformed URL is an error (401).
+//
+// Each ingress replaces one family of headers and passes the client's copies
+// of the other through: nginx sets X-Original-URL but forwards a client's
+// X-Forwarded-Uri, Caddy and Traefik set X-Forwarded-* but forward a client's
+// X-Original-URL. So an X-Original-URL that arrives with X-Forwarded-Uri or
+// -Method must describe the same request, and a header that is read may not
+// come twice; otherwise one copy was forged and the answer is a 401.
 func (s *Server) original(r *http.Request) (*originalRequest, error) {
 	if !s.trustedPeer(r.RemoteAddr) {
 		return nil, nil
 	}
 	h := r.Header
-	if raw := h.Get("X-Original-Url"); raw != "" {
+	if _, ok := h["X-Original-Url"]; ok {
+		raw, err := single(h, "X-Original-Url")
+		if err != nil {
+			return nil, err
+		}
 		u, err := parseOriginal(raw)
 		if err != nil {
 			return nil, err
 		}
-		return &originalRequest{method: methodOr(h.Get("X-Original-Method")), url: u}, nil
+		m, err := single(h, "X-Original-Method")
+		if err != nil {
+			return nil, err
+		}
+		o := &originalRequest{method: methodOr(m), url: u}
+		if err := agrees(h, raw, o); err != nil {
+			return nil, err
+		}
+		return o, nil
 	}
-	uri, host := h.Get("X-Forwarded-Uri"), h.Get("X-Forwarded-Host")
-	if uri == "" && host == "" {
+	var v [4]string
+	for i, k := range [...]string{"X-Forwarded-Uri", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Method"} {
+		var err error
+		if v[i], err = single(h, k); err != nil {
+			return nil, err
+		}
+	}
+	uri, host, proto, method := v[0], v[1], strings.ToLower(v[2]), v[3]
+	if uri == "" {
+		// A host alone (a load balancer's X-Forwarded-Host) says nothing
+		// about the path: no original request, the strictest policy.
 		return nil, nil
 	}
-	if uri == "" {
-		uri = "/"
+	if uri[0] != '/' {
+		return nil, errBadOriginal
 	}
-	proto := strings.ToLower(h.Get("X-Forwarded-Proto"))
+	if host == "" {
+		u, err := parseOriginal(uri)
+		if err != nil {
+			return nil, err
+		}
+		return &originalRequest{method: methodOr(method), url: u}, nil
+	}
 	if proto == "" {
 		proto = "http"
 	}
-	if host == "" || (proto != "http" && proto != "https") {
+	if proto != "http" && proto != "https" {
 		return nil, errBadOriginal
 	}
 	u, err := parseOriginal(proto + "://" + host + uri)
 	if err != nil {
 		return nil, err
 	}
-	return &originalRequest{method: methodOr(h.Get("X-Forwarded-Method")), url: u}, nil
+	// The host must be all host: "a.example/public" would move into the path.
+	if !strings.EqualFold(u.Host, host) {
+		return nil, errBadOriginal
+	}
+	return &originalRequest{method: methodOr(method), url: u}, nil
+}
+
+// single returns a header's value, "" when absent, and an error when the
+// header came more than once.
+func single(h http.Header, k string) (string, error) {
+	switch v := h[k]; len(v) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[0], nil
+	}
+	return "", errBadOriginal
+}
+
+// agrees checks that X-Forwarded-Uri, -Method and -Host, when they arrive
+// with an X-Original-URL (raw, parsed into o) and X-Forwarded-Uri or -Method
+// is among them, name the same request. A load balancer's lone
+// X-Forwarded-Host or -Proto in front of nginx is not compared.
+func agrees(h http.Header, raw string, o *originalRequest) error {
+	uri, uriOK := h["X-Forwarded-Uri"]
+	method, methodOK := h["X-Forwarded-Method"]
+	if !uriOK && !methodOK {
+		return nil
+	}
+	if len(uri) > 1 || len(method) > 1 {
+		return errBadOriginal
+	}
+	if uriOK && uri[0] != requestURI(raw, o.url) {
+		return errBadOriginal
+	}
+	if methodOK && methodOr(method[0]) != o.method {
+		return errBadOriginal
+	}
+	if host, ok := h["X-Forwarded-Host"]; ok && o.url.Host != "" {
+		if len(host) > 1 || !strings.EqualFold(host[0], o.url.Host) {
+			return errBadOriginal
+		}
+	}
+	return nil
+}
+
+// requestURI is the path and query of an original URL as the client wrote
+// them (what an ingress puts in X-Forwarded-Uri), without any fragment.
+func requestURI(raw string, u *url.URL) string {
+	if u.IsAbs() {
+		raw = raw[len(u.Scheme)+len("://"):]
+		i := strings.IndexAny(raw, "/?#")
+		if i < 0 {
+			return "/"
+		}
+		raw = raw[i:]
+	}
+	raw, _, _ = strings.Cut(raw, "#")
+	if raw == "" || raw[0] == '?' {
+		raw = "/" + raw
+	}
+	return raw
 }
 
 func methodOr(m string) string {
@@ -108,6 +203,7 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	method := http.MethodGet
 	var rt *Route
+	strict := orig == nil // judged against every route's rules
 	if orig != nil {
 		method = orig.method
 		p, err := normalizePath(orig.url.Path)
@@ -126,7 +222,12 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		if rs, ok := r.Context().Value(reqStateKey{}).(*reqState); ok {
 			rs.route = "auth:" + rt.Name
 		}
-		if rt.Public {
+		// The ingress forwards the path as the client wrote it, not the
+		// normalized one this decision is made on. Where upstreams may read
+		// it differently, the request is never public and must pass every
+		// route's rules.
+		strict = ambiguousPath(orig.url.Path)
+		if rt.Public && !strict {
 			w.WriteHeader(http.StatusAccepted)
 			return
 		}
@@ -146,8 +247,8 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "Sign in at "+s.prefix+"/start.")
 		return
 	case err != nil:
-		s.log.Error("forward-auth: session store unavailable", "request_id", requestID(r), "err", err)
-		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "Session store unavailable.")
+		s.log.Error("forward-auth: cannot authenticate: dependency unavailable", "request_id", requestID(r), "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "Authentication is temporarily unavailable; try again shortly.")
 		return
 	}
 	if rs, ok := r.Context().Value(reqStateKey{}).(*reqState); ok {
@@ -156,12 +257,15 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	permitted := s.userAllowed(p.sess)
 	if rt != nil {
 		permitted = permitted && allowed(rt.AllowedGroups, p.sess.Groups)
-	} else {
-		// No trustworthy original URL: the user must pass every route's
-		// group rule, and the token is for the catch-all (last) route.
+	}
+	if strict {
 		for _, x := range s.routes {
 			permitted = permitted && (x.Public || allowed(x.AllowedGroups, p.sess.Groups))
 		}
+	}
+	if rt == nil {
+		// No trustworthy original URL: the token is for the catch-all
+		// (last) route.
 		rt = s.routes[len(s.routes)-1]
 	}
 	if !permitted {
@@ -202,6 +306,23 @@ func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, orig *o
 		}
 	}
 	http.Redirect(w, r, start, http.StatusFound)
+}
+
+// ambiguousPath reports whether an upstream may serve another path than
+// the normalized form of decoded (a percent-decoded original path): dot
+// segments, which servers resolve before or after decoding or not at all,
+// and a '?' or '#' that was percent-encoded, at which some servers cut
+// the path ("/admin%23/../public/" is "/public/" normalized, "/admin" cut).
+func ambiguousPath(decoded string) bool {
+	if strings.ContainsAny(decoded, "?#") {
+		return true
+	}
+	for seg := range strings.SplitSeq(decoded, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // wantsHTMLMethod is wantsHTML for a given method (forward-auth judges the
