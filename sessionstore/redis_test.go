@@ -270,3 +270,106 @@ func BenchmarkRedisLoad(b *testing.B) {
 		}
 	}
 }
+
+func TestCachedConformance(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	raw := rawClient(t, srv)
+	testStore(t, harness{
+		newStore: func(t *testing.T, now func() time.Time) store {
+			c := NewCached(newRedisStore(t, srv, now), CacheConfig{Now: now})
+			t.Cleanup(func() { c.Close() })
+			return c
+		},
+		ttl: func(t *testing.T, s store, tk Ticket) time.Duration {
+			key := s.(*Cached).store.key(storeHash(tk.ID))
+			ttl, err := raw.PTTL(context.Background(), key).Result()
+			if err != nil {
+				t.Fatalf("PTTL %s: %v", key, err)
+			}
+			return ttl
+		},
+	})
+}
+
+// TestCachedRevocationAcrossReplicas: two replicas with their own caches
+// over one Redis; a Delete on one is seen by the other without waiting for
+// the cache TTL (an hour here, so only the invalidation message can do it).
+func TestCachedRevocationAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.Start(t, testredis.Options{})
+	ra := newRedisStore(t, srv, nil)
+	rb, err := NewRedis(RedisConfig{Addrs: []string{srv.Addr}, KeyPrefix: ra.prefix}) // a second replica
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewCached(ra, CacheConfig{TTL: time.Hour})
+	b := NewCached(rb, CacheConfig{TTL: time.Hour})
+	t.Cleanup(func() { a.Close(); b.Close() })
+	waitSubscribed(t, srv, a.channel, 2)
+
+	tk := mustTicket(t)
+	if err := a.Save(ctx, tk, fullSession(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Load(ctx, tk); err != nil { // now cached in b
+		t.Fatal(err)
+	}
+	if err := a.Delete(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := b.Load(ctx, tk)
+		if errors.Is(err, ErrNotFound) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica b still loads the deleted session (err %v)", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCachedServesFromMemory: a fresh cached session is served without
+// Redis (here: while Redis is down), and a stale one is not.
+func TestCachedServesFromMemory(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.Start(t, testredis.Options{})
+	clock := newFakeClock()
+	c := NewCached(newRedisStore(t, srv, clock.Now), CacheConfig{TTL: 5 * time.Second, Now: clock.Now})
+	t.Cleanup(func() { c.Close() })
+	tk := mustTicket(t)
+	if err := c.Save(ctx, tk, fullSession(clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Load(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if _, err := c.Load(ctx, tk); err != nil {
+		t.Errorf("fresh cached session: %v; want it served from memory", err)
+	}
+	wrong := tk
+	wrong.Key[0] ^= 1
+	if _, err := c.Load(ctx, wrong); err == nil {
+		t.Error("cached session served for a ticket with the wrong key")
+	}
+	clock.Advance(6 * time.Second)
+	if _, err := c.Load(ctx, tk); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("stale entry with Redis down: %v; want a store error", err)
+	}
+}
+
+// waitSubscribed waits until n clients subscribe to the invalidation channel.
+func waitSubscribed(t *testing.T, srv *testredis.Server, channel string, n int64) {
+	t.Helper()
+	raw := rawClient(t, srv)
+	for range 200 {
+		m, err := raw.PubSubNumSub(context.Background(), channel).Result()
+		if err == nil && m[channel] >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d subscribers", n)
+}
