@@ -90,7 +90,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		// to ours so it is structured and leveled like everything else.
 		redis.SetLogger(redisLogger{log.With("component", "redis")})
 	}
-	if a.store, err = newStore(cfg); err != nil {
+	if a.store, err = newStore(cfg, log); err != nil {
 		return nil, err
 	}
 	keys, err := a.signingKeys(opts.Keys)
@@ -204,7 +204,7 @@ func (a *App) signingKeys(given []*tokenmint.Key) ([]*tokenmint.Key, error) {
 	return []*tokenmint.Key{k}, nil
 }
 
-func newStore(cfg *config.Config) (store, error) {
+func newStore(cfg *config.Config, log *slog.Logger) (store, error) {
 	switch cfg.Session.Store {
 	case "redis":
 		var tlsCfg *tls.Config
@@ -235,6 +235,9 @@ func newStore(cfg *config.Config) (store, error) {
 		})
 		if err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
+		}
+		if cfg.Session.CacheTTL > 0 {
+			return sessionstore.NewCached(s, sessionstore.CacheConfig{TTL: cfg.Session.CacheTTL, Logger: log}), nil
 		}
 		return s, nil
 	default:

@@ -121,6 +121,11 @@ type Session struct {
 	// MemoryMaxSessions bounds how many sessions the memory store holds.
 	// Default 100000.
 	MemoryMaxSessions int `mapstructure:"memory_max_sessions"`
+	// CacheTTL (redis store only) lets each replica reuse a session it read
+	// from Redis for this long without asking again; revocations reach every
+	// replica at once over Redis pub/sub, and this bounds the damage of a
+	// lost message. 0 disables the cache. Default 5s; at most 1m.
+	CacheTTL time.Duration `mapstructure:"cache_ttl"`
 }
 
 // Redis configures the Redis session store. One address is a standalone
@@ -279,7 +284,7 @@ func defaults() Config {
 			DiscoveryTimeout: 10 * time.Second,
 		},
 		Cookie:  Cookie{Name: "gatehouse", Secure: true},
-		Session: Session{Store: "memory", IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, MemoryMaxSessions: 100000},
+		Session: Session{Store: "memory", IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, MemoryMaxSessions: 100000, CacheTTL: 5 * time.Second},
 		Redis:   Redis{KeyPrefix: "gatehouse", DialTimeout: 3 * time.Second, Timeout: time.Second},
 		Token:   Token{TTL: 2 * time.Minute, Algorithm: "ES256", Header: "Authorization", Scheme: "Bearer"},
 		Log:     Log{Format: "json", Level: "info", AccessLog: true},

@@ -77,6 +77,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"session.idle_timeout", got.Session.IdleTimeout, 30 * time.Minute},
 		{"session.max_lifetime", got.Session.MaxLifetime, 12 * time.Hour},
 		{"session.memory_max_sessions", got.Session.MemoryMaxSessions, 100000},
+		{"session.cache_ttl", got.Session.CacheTTL, 5 * time.Second},
 		{"redis.key_prefix", got.Redis.KeyPrefix, "gatehouse"},
 		{"redis.dial_timeout", got.Redis.DialTimeout, 3 * time.Second},
 		{"redis.timeout", got.Redis.Timeout, time.Second},

@@ -269,6 +269,9 @@ func (c *Config) validateSession(v *validator) {
 	if s.MemoryMaxSessions <= 0 {
 		v.add("session.memory_max_sessions", "%d: must be greater than 0", s.MemoryMaxSessions)
 	}
+	if s.CacheTTL < 0 || s.CacheTTL > time.Minute {
+		v.add("session.cache_ttl", "%s: must be between 0 (off) and 1m", formatDuration(s.CacheTTL))
+	}
 }
 
 func (c *Config) validateRedis(v *validator) {

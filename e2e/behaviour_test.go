@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/internal/testredis"
 )
 
 func TestUnauthenticatedAPIGets401JSON(t *testing.T) {
@@ -198,7 +199,8 @@ func TestStreamingAndWebSocket(t *testing.T) {
 // TestRedisOutage: Redis down means 503s and /readyz saying why; when Redis
 // returns, the same Gatehouse serves again without a restart.
 func TestRedisOutage(t *testing.T) {
-	e := e2etest.Start(t, e2etest.Options{Store: "redis"})
+	// Without the in-process cache, so the very next request needs Redis.
+	e := e2etest.Start(t, e2etest.Options{Store: "redis", Env: map[string]string{"GATEHOUSE_SESSION_CACHE_TTL": "0s"}})
 	c := e.Browser()
 	e.Login(c, "/", "alice", "alice-pw")
 	ck := e.SessionCookie(c, "gatehouse")
@@ -268,5 +270,42 @@ func TestOpsEndpoints(t *testing.T) {
 	resp.Body.Close()
 	if len(jwks.Keys) != 1 || jwks.Keys[0]["alg"] != "ES256" || jwks.Keys[0]["d"] != nil || !strings.Contains(resp.Header.Get("Cache-Control"), "max-age") {
 		t.Errorf("jwks = %v (Cache-Control %q)", jwks, resp.Header.Get("Cache-Control"))
+	}
+}
+
+// TestRevocationAcrossReplicas: two Gatehouse instances share one Redis and
+// cache sessions in process (cache_ttl 1m, so only the pub/sub invalidation
+// can end the session on the other replica). Signing out on A must end the
+// session on B promptly.
+func TestRevocationAcrossReplicas(t *testing.T) {
+	shared := testredis.Start(t, testredis.Options{})
+	ttl := map[string]string{"GATEHOUSE_SESSION_CACHE_TTL": "1m"}
+	a := e2etest.Start(t, e2etest.Options{Store: "redis", Redis: shared, Env: ttl})
+	b := e2etest.Start(t, e2etest.Options{Store: "redis", Redis: shared, Env: ttl})
+	c := a.Browser()
+	a.Login(c, "/", "alice", "alice-pw")
+	ck := a.SessionCookie(c, "gatehouse")
+	onB := func() int {
+		req, _ := http.NewRequest("GET", b.URL+"/x", nil)
+		req.AddCookie(ck)
+		req.Header.Set("Accept", "application/json")
+		resp := b.Do(req)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := onB(); code != 200 {
+		t.Fatalf("session from A on B got %d; want 200 (shared Redis)", code)
+	}
+	req, _ := http.NewRequest("POST", a.URL+"/oauth2/sign_out", nil)
+	req.AddCookie(ck)
+	a.Do(req).Body.Close()
+	// Far below the 1m cache TTL, so only the invalidation can end it; the
+	// latency itself is measured by bench/, not asserted here.
+	deadline := time.Now().Add(10 * time.Second)
+	for onB() != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("replica B kept accepting the session after sign-out on A")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
