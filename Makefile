@@ -4,7 +4,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/gatehouse/gatehouse/cli.Version=$(VERSION)
 
-.PHONY: demo test test-quick build lint fuzz
+.PHONY: demo test test-quick build fuzz docker
 
 demo:
 	$(GO) run . demo
@@ -32,3 +32,8 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+IMAGE ?= ghcr.io/gatehouse/gatehouse
+## docker: build the container image, version stamped from git.
+docker:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .

@@ -279,7 +279,9 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 
 // forgetTokens drops every cached minted token of a session.
 func (s *Server) forgetTokens(t sessionstore.Ticket) {
-	s.cfg.Minter.Forget(t.SID())
+	for _, rt := range s.routes {
+		s.cfg.Minter.Forget(tokenCacheKey(t.SID(), rt))
+	}
 }
 
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {

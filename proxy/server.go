@@ -288,9 +288,10 @@ func (s *Server) identify(ctx context.Context, fw *forward, rt *Route, p *princi
 			}
 		}
 	}
-	// Cached per session (or bearer token) and audience; whoever changes a
-	// session's identity calls Minter.Forget(sid).
-	tok, err := s.cfg.Minter.Mint(ctx, p.cacheKey, rt.Audience, id)
+	// Cached per session (or bearer token) and route: routes differ in
+	// group filters and claim mappings even when they share an audience.
+	// Whoever changes a session's identity calls forgetTokens.
+	tok, err := s.cfg.Minter.Mint(ctx, tokenCacheKey(p.cacheKey, rt), rt.Audience, id)
 	if err != nil {
 		return err
 	}
@@ -301,6 +302,10 @@ func (s *Server) identify(ctx context.Context, fw *forward, rt *Route, p *princi
 	fw.groups = strings.Join(groups, ",")
 	fw.preferredUsername = sess.PreferredUsername
 	return nil
+}
+
+func tokenCacheKey(principal string, rt *Route) string {
+	return principal + "\x00" + rt.Name
 }
 
 // userAllowed applies the global authorization policy.
