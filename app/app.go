@@ -111,6 +111,12 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 			func() float64 { _, h := a.minter.Stats(); return float64(h) }),
 	)
 
+	providerClient := opts.HTTPClient
+	if providerClient == nil {
+		// Every call to the provider (discovery, keys, code exchange) is
+		// bounded by oidc.discovery_timeout.
+		providerClient = &http.Client{Timeout: cfg.OIDC.DiscoveryTimeout}
+	}
 	a.login = oidcclient.New(oidcclient.Config{
 		Issuer:       cfg.OIDC.Issuer,
 		ClientID:     cfg.OIDC.ClientID,
@@ -118,7 +124,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + "/oauth2/callback",
 		Scopes:       cfg.OIDC.Scopes,
 		GroupsClaim:  cfg.OIDC.GroupsClaim,
-		HTTPClient:   opts.HTTPClient,
+		HTTPClient:   providerClient,
 		Logger:       log,
 
 		AcceptedAudiences: cfg.API.AcceptedAudiences,

@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/app"
+	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/devidp"
+	"github.com/gatehouse/gatehouse/internal/e2etest"
+)
+
+// TestProviderDownExistingSessionsWork: once signed in, a browser keeps
+// working while the identity provider is unreachable; only new logins fail,
+// with a clear 503 rather than a crash.
+func TestProviderDownExistingSessionsWork(t *testing.T) {
+	e := e2etest.Start(t, e2etest.Options{})
+	c := e.Browser()
+	e.Login(c, "/", "alice", "alice-pw")
+	e.IDP.Close()
+	resp, err := c.Get(e.URL + "/still-works")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := e2etest.ReadBody(t, resp); resp.StatusCode != 200 || body != "upstream GET /still-works" {
+		t.Errorf("with the provider down, an existing session got %d %q", resp.StatusCode, body)
+	}
+	// A new login cannot complete, but the start of it still answers.
+	fresh := e.Browser()
+	resp, err = fresh.Get(e.URL + "/oauth2/start?rd=/")
+	if err == nil {
+		e2etest.ReadBody(t, resp)
+	}
+	if err == nil && resp.Request.URL.Host == strings.TrimPrefix(e.URL, "http://") && resp.StatusCode < 400 {
+		t.Errorf("login start with the provider down ended at %s with %d", resp.Request.URL, resp.StatusCode)
+	}
+}
+
+// TestProviderLateDiscovery: Gatehouse starts while the provider is not up
+// yet. It serves, /readyz says the provider is the reason, logins get a 503;
+// when the provider appears, discovery succeeds without a restart.
+func TestProviderLateDiscovery(t *testing.T) {
+	hold, _ := net.Listen("tcp", "127.0.0.1:0")
+	issuer := "http://" + hold.Addr().String()
+	hold.Close()
+
+	up := e2etest.NewUpstream(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	gatehouseURL := "http://" + ln.Addr().String()
+	vars := map[string]string{
+		"GATEHOUSE_PUBLIC_URL": gatehouseURL, "GATEHOUSE_METRICS_LISTEN": "127.0.0.1:0",
+		"GATEHOUSE_OIDC_ISSUER": issuer, "GATEHOUSE_OIDC_CLIENT_ID": e2etest.ClientID, "GATEHOUSE_OIDC_CLIENT_SECRET": e2etest.ClientSecret,
+		"GATEHOUSE_COOKIE_SECRETS": e2etest.CookieSecret, "GATEHOUSE_COOKIE_SECURE": "false", "GATEHOUSE_UPSTREAM": up.URL,
+		"GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT": "2s",
+	}
+	cfg, err := config.Load("", func(k string) string { return vars[k] })
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, slog.New(slog.DiscardHandler), app.Options{Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	metrics := "http://" + a.MetricsAddr()
+	resp, err := http.Get(metrics + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "identity_provider") {
+		t.Errorf("/readyz before discovery = %d %s; want 503 naming the identity provider", resp.StatusCode, body)
+	}
+	resp, err = http.Get(gatehouseURL + "/oauth2/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("login before discovery got %d; want 503", resp.StatusCode)
+	}
+
+	// The provider comes up on the configured address.
+	p, err := devidp.New(devidp.Config{Issuer: issuer, Users: e2etest.Users, Clients: []devidp.Client{{
+		ID: e2etest.ClientID, Secret: e2etest.ClientSecret, RedirectURIs: []string{gatehouseURL + "/oauth2/callback"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := net.Listen("tcp", strings.TrimPrefix(issuer, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(pl)
+	defer srv.Close()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(metrics + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never became ready after the provider came up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
