@@ -33,7 +33,7 @@ type keySet struct {
 var errUnknownKey = errors.New("oidcclient: token signed by an unknown key")
 
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, k.algs)
+	jws, err := jose.ParseSignedCompact(raw, k.algs)
 	if err != nil {
 		return nil, fmt.Errorf("oidcclient: malformed token: %w", err)
 	}
