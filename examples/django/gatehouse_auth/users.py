@@ -41,10 +41,12 @@ def _create(claims):
         if User._default_manager.filter(**{User.USERNAME_FIELD: username}).exists():
             continue
         try:
+            # Every statement in here writes, so SQLite takes its write lock
+            # at the first one and waits for it rather than failing.
             with transaction.atomic():
-                user = User._default_manager.create(**{User.USERNAME_FIELD: username})
+                user = User(**{User.USERNAME_FIELD: username})
                 user.set_unusable_password()
-                user.save(update_fields=["password"])
+                user.save(force_insert=True)
                 identity = Identity.objects.create(user=user, sub=sub)
         except IntegrityError:
             # Another request created this sub's user, or took the name.
@@ -104,4 +106,12 @@ def _sync_groups(user, names):
     current = set(user.groups.values_list("name", flat=True))
     if wanted == current:
         return
-    user.groups.set([Group.objects.get_or_create(name=n)[0] for n in sorted(wanted)])
+    # add() and remove(), not set(): set() reads and then writes inside one
+    # transaction, which SQLite refuses at once ("database is locked") when
+    # another request writes meanwhile, as the parallel first requests of a
+    # single-page app do. add() inserts ignoring duplicates, so concurrent
+    # syncs of one user on any database agree.
+    if wanted - current:
+        user.groups.add(*[Group.objects.get_or_create(name=n)[0] for n in sorted(wanted - current)])
+    if current - wanted:
+        user.groups.remove(*Group.objects.filter(name__in=current - wanted))

@@ -116,6 +116,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {
+        # Tracebacks of 500s go to the console even with DEBUG off.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "gatehouse_auth": {"handlers": ["console"], "level": _GATEHOUSE_LOG_LEVEL},
     },
 }
