@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -115,14 +116,20 @@ func BenchmarkNormalizePath(b *testing.B) {
 	}
 }
 
+// BenchmarkMatch shows how route matching grows with the number of routes
+// (the request matches the last, catch-all route: the worst case).
 func BenchmarkMatch(b *testing.B) {
-	var routes []*Route
-	for _, p := range []string{"/static/", "/media/", "/admin/", "/api/v2/", "/api/"} {
-		routes = append(routes, &Route{Name: p, PathPrefix: p})
-	}
-	routes = append(routes, &Route{Name: "rest", PathPrefix: "/"})
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = match(routes, "app.example.com", "/api/v1/items/42")
+	for _, n := range []int{1, 10, 100, 1000} {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			var routes []*Route
+			for i := range n - 1 {
+				routes = append(routes, &Route{Name: "r", PathPrefix: fmt.Sprintf("/svc%d/", i)})
+			}
+			routes = append(routes, &Route{Name: "rest", PathPrefix: "/"})
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = match(routes, "app.example.com", "/api/v1/items/42")
+			}
+		})
 	}
 }

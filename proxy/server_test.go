@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -93,10 +94,14 @@ func newFixture(t testing.TB, store Store) *fixture {
 
 // plant stores a session and returns its cookie value.
 func (f *fixture) plant(t testing.TB) string {
+	return f.plantGroups(t, []string{"g"})
+}
+
+func (f *fixture) plantGroups(t testing.TB, groups []string) string {
 	t.Helper()
 	tk, _ := sessionstore.NewTicket()
 	now := f.clock.Now()
-	s := &sessionstore.Session{Subject: "u1", Email: "u1@example.com", EmailVerified: true, Groups: []string{"g"},
+	s := &sessionstore.Session{Subject: "u1", Email: "u1@example.com", EmailVerified: true, Groups: groups,
 		CreatedAt: now, LastSeen: now, AuthTime: now, ExpiresAt: now.Add(12 * time.Hour), Version: 1}
 	if err := f.store.Save(context.Background(), tk, s); err != nil {
 		t.Fatal(err)
@@ -224,8 +229,22 @@ func BenchmarkServeHTTP(b *testing.B) {
 	benchServe(b, f)
 }
 
+// BenchmarkServeHTTPGroups shows the cost of a big identity: a user in 200
+// groups (token and headers grow; the token is still cached).
+func BenchmarkServeHTTPGroups(b *testing.B) {
+	f := newFixture(b, nil)
+	groups := make([]string, 200)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("team-%03d-engineering", i)
+	}
+	benchServeCookie(b, f, f.plantGroups(b, groups))
+}
+
 func benchServe(b *testing.B, f *fixture) {
-	c := f.plant(b)
+	benchServeCookie(b, f, f.plant(b))
+}
+
+func benchServeCookie(b *testing.B, f *fixture, c string) {
 	req := httptest.NewRequest("GET", "https://app.example.com/page", nil)
 	req.Header.Set("Cookie", "gatehouse="+c)
 	req.Header.Set("Accept", "application/json")
