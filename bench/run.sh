@@ -88,6 +88,7 @@ report="$out/report.md"
   -wrk "$(command -v wrk)" \
   -go "$(command -v "$GO")" \
   -out "$out" \
+  -revision "$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)" \
   -duration "${BENCH_DURATION:-10s}" \
   -warmup "${BENCH_WARMUP:-2s}" \
   -rounds "${BENCH_ROUNDS:-5}" \

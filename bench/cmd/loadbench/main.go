@@ -51,7 +51,7 @@ func main() {
 // options are the command line.
 type options struct {
 	gatehouse, gatehousePprof, oauth2Proxy, redisServer, wrk, goBin string
-	out                                                             string
+	out, revision                                                   string
 	duration, warmup                                                time.Duration
 	rounds, conns, threads                                          int
 	scenarios                                                       string
@@ -67,6 +67,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server binary")
 	fs.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
 	fs.StringVar(&o.goBin, "go", "go", "go binary, for go tool pprof")
+	fs.StringVar(&o.revision, "revision", "", "what Gatehouse was built from, for the report (e.g. git describe --dirty)")
 	fs.StringVar(&o.out, "out", "", "directory for logs, wrk output, profiles and results.json (required)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured wrk run per scenario and round (whole seconds)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "wrk warm-up before each measured run; 0 = none")
@@ -330,8 +331,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		ticksPer: 1e6 / float64(tck),
 		out:      o.out,
 	}
+	for _, in := range instances {
+		if in.proxy != nil {
+			m.others = append(m.others, in.proxy.proc)
+		}
+	}
 	fmt.Fprintf(stdout, "## Gatehouse vs oauth2-proxy v7.15.6 — %d rounds × %v per scenario (warm-up %v), wrk -t%d -c%d\n\n",
 		o.rounds, o.duration, o.warmup, o.threads, o.conns)
+	if o.revision != "" {
+		fmt.Fprintf(stdout, "Gatehouse built from %s. ", o.revision)
+	}
 	fmt.Fprintf(stdout, "Machine: %s. Load average before: %s.\n", machine(), loadavg())
 	results := struct {
 		Rounds     [][]sample          `json:"rounds"`

@@ -264,3 +264,14 @@ func TestGatehouseConfigRoutes(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMachineTicks(t *testing.T) {
+	stat := "cpu  100 5 50 1000 20 3 2 10 0 0\ncpu0 50 2 25 500 10 1 1 5 0 0\n"
+	busy, total, err := parseMachineTicks([]byte(stat))
+	if err != nil || busy != 170 || total != 1190 {
+		t.Fatalf("got %d, %d, %v; want 170, 1190, nil", busy, total, err)
+	}
+	if _, _, err := parseMachineTicks([]byte("intr 1 2 3\n")); err == nil {
+		t.Fatal("a stat without the cpu line: got no error")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -38,11 +39,14 @@ type sample struct {
 	HarnessCPUus float64 `json:"harness_cpu_us_per_upstream_req"`
 	UpstreamReqs int64   `json:"upstream_requests"`
 	NewConns     int64   `json:"new_upstream_conns"`
-	RSSMaxMB     float64 `json:"rss_max_mb"`  // largest VmRSS sampled during the run
-	PeakRSSMB    float64 `json:"peak_rss_mb"` // VmHWM after the run: the peak since the process started
-	Non2xx       int64   `json:"non_2xx"`
-	SockErrors   int64   `json:"socket_errors"`
-	Problem      string  `json:"problem,omitempty"`
+	// OtherCPUpct is the CPU that processes other than the benchmark's (proxy, Redis, harness, wrk) used during
+	// the run, in percent of one core: other work on the machine that disturbed the figures.
+	OtherCPUpct float64 `json:"other_cpu_pct"`
+	RSSMaxMB    float64 `json:"rss_max_mb"`  // largest VmRSS sampled during the run
+	PeakRSSMB   float64 `json:"peak_rss_mb"` // VmHWM after the run: the peak since the process started
+	Non2xx      int64   `json:"non_2xx"`
+	SockErrors  int64   `json:"socket_errors"`
+	Problem     string  `json:"problem,omitempty"`
 }
 
 func (s sample) ok() bool { return s.Problem == "" }
@@ -55,6 +59,9 @@ type meter struct {
 	redis    *redisServer
 	ticksPer float64 // µs per clock tick
 	out      string
+	// others are the benchmark's processes besides Redis, this harness and
+	// wrk: every proxy, under load or idle.
+	others []*proc
 }
 
 // measure warms the scenario up, then runs wrk once and reads the CPU, memory
@@ -92,6 +99,14 @@ func (m *meter) measure(ctx context.Context, sc scenario, round int) (sample, er
 		return s, err
 	}
 	selfBefore, err := cpuTicks(os.Getpid())
+	if err != nil {
+		return s, err
+	}
+	busyBefore, totalBefore, err := machineTicks()
+	if err != nil {
+		return s, err
+	}
+	idleBefore, err := m.idleTicks()
 	if err != nil {
 		return s, err
 	}
@@ -133,9 +148,23 @@ func (m *meter) measure(ctx context.Context, sc scenario, round int) (sample, er
 	if err != nil {
 		return s, err
 	}
+	busyAfter, totalAfter, err := machineTicks()
+	if err != nil {
+		return s, err
+	}
+	idleAfter, err := m.idleTicks()
+	if err != nil {
+		return s, err
+	}
 	_, hwm, err := memKB(pid)
 	if err != nil {
 		return s, err
+	}
+	ours := float64(redisAfter-redisBefore+selfAfter-selfBefore+idleAfter-idleBefore) * m.ticksPer
+	ours += float64(res.CPU / time.Microsecond)
+	if elapsed := float64(totalAfter-totalBefore) / float64(runtime.NumCPU()) * m.ticksPer; elapsed > 0 {
+		other := float64(busyAfter-busyBefore)*m.ticksPer - ours
+		s.OtherCPUpct = max(0, 100*other/elapsed)
 	}
 	// Requests wrk had in flight when it stopped still reach the upstream.
 	m.settle()
@@ -161,6 +190,20 @@ func (m *meter) measure(ctx context.Context, sc scenario, round int) (sample, er
 	s.PeakRSSMB = float64(hwm) / 1024
 	s.Problem = check(sc, res, s.UpstreamReqs, int64(m.wrk.conns))
 	return s, nil
+}
+
+// idleTicks is the CPU every proxy the benchmark started has used, the one
+// under load and the idle ones alike.
+func (m *meter) idleTicks() (int64, error) {
+	var sum int64
+	for _, p := range m.others {
+		n, err := cpuTicks(p.pid())
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
 }
 
 // check returns what is wrong with a run, or "" when every response was 2xx

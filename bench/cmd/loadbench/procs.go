@@ -170,3 +170,33 @@ func clockTicks() (int64, error) {
 	}
 	return n, nil
 }
+
+// machineTicks returns the busy and total clock ticks of all CPUs from the
+// first line of /proc/stat.
+func machineTicks() (busy, total int64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("loadbench: reading /proc/stat: %w", err)
+	}
+	return parseMachineTicks(b)
+}
+
+func parseMachineTicks(b []byte) (busy, total int64, err error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	// cpu user nice system idle iowait irq softirq steal [guest guest_nice]; guest time is already in user.
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("loadbench: /proc/stat: unexpected first line %q", line)
+	}
+	for i, s := range f[1:9] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("loadbench: /proc/stat: %w", err)
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total, nil
+}

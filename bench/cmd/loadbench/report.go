@@ -57,8 +57,8 @@ func f(format string, x float64) string {
 	return fmt.Sprintf(format, x)
 }
 
-const tableHead = "| scenario | req/s | ×direct | ×o2p | p50 ms | p99 ms | p99 ÷o2p | proxy CPU µs/req | o2p CPU ÷ this | redis µs/req | upstream µs/req | new upstream conns | RSS MB | peak RSS MB | upstream got / wrk done |\n" +
-	"|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+const tableHead = "| scenario | req/s | ×direct | ×o2p | p50 ms | p99 ms | p99 ÷o2p | proxy CPU µs/req | o2p CPU ÷ this | redis µs/req | upstream µs/req | new upstream conns | RSS MB | peak RSS MB | other CPU % | upstream got / wrk done |\n" +
+	"|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
 
 // printRound prints one round's table.
 func printRound(w io.Writer, scs []scenario, round map[string]sample, n int) {
@@ -82,9 +82,10 @@ func row(w io.Writer, sc scenario, s sample, r ratios) {
 	if !s.ok() {
 		check += " FAIL: " + s.Problem
 	}
-	fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %d | %.1f | %.1f | %s |\n",
+	fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %d | %.1f | %.1f | %.0f | %s |\n",
 		sc.label, s.ReqPerSec, f("%.2f", r.xDirect), f("%.2f", r.xPeer), s.P50ms, s.P99ms, f("%.2f", r.p99Peer),
-		cpu, f("%.1f", r.cpuPeer), f("%.1f", s.RedisCPUus), f("%.1f", s.HarnessCPUus), s.NewConns, s.RSSMaxMB, s.PeakRSSMB, check)
+		cpu, f("%.1f", r.cpuPeer), f("%.1f", s.RedisCPUus), f("%.1f", s.HarnessCPUus), s.NewConns, s.RSSMaxMB, s.PeakRSSMB,
+		s.OtherCPUpct, check)
 }
 
 // summary holds the medians of every scenario over the rounds it passed.
@@ -97,7 +98,7 @@ type summary struct {
 func summarize(scs []scenario, rounds []map[string]sample) summary {
 	sum := summary{med: map[string]sample{}, ratios: map[string]ratios{}, passed: map[string]int{}}
 	for _, sc := range scs {
-		var col [15][]float64
+		var col [16][]float64
 		var conns []float64
 		for _, round := range rounds {
 			s, ok := round[sc.name]
@@ -106,7 +107,8 @@ func summarize(scs []scenario, rounds []map[string]sample) summary {
 			}
 			r := ratiosOf(sc, s, round)
 			for i, v := range []float64{s.ReqPerSec, s.P50ms, s.P99ms, s.ProxyCPUus, s.RedisCPUus, s.HarnessCPUus,
-				s.RSSMaxMB, s.PeakRSSMB, float64(s.Requests), float64(s.UpstreamReqs), r.xDirect, r.xPeer, r.cpuPeer, r.p99Peer} {
+				s.RSSMaxMB, s.PeakRSSMB, float64(s.Requests), float64(s.UpstreamReqs), r.xDirect, r.xPeer, r.cpuPeer, r.p99Peer,
+				s.OtherCPUpct} {
 				col[i] = append(col[i], v)
 			}
 			conns = append(conns, float64(s.NewConns))
@@ -119,7 +121,7 @@ func summarize(scs []scenario, rounds []map[string]sample) summary {
 			Scenario: sc.name, ReqPerSec: median(col[0]), P50ms: median(col[1]), P99ms: median(col[2]),
 			ProxyCPUus: median(col[3]), RedisCPUus: median(col[4]), HarnessCPUus: median(col[5]),
 			RSSMaxMB: median(col[6]), PeakRSSMB: median(col[7]), Requests: int64(median(col[8])),
-			UpstreamReqs: int64(median(col[9])), NewConns: int64(median(conns)),
+			UpstreamReqs: int64(median(col[9])), NewConns: int64(median(conns)), OtherCPUpct: median(col[14]),
 		}
 		sum.ratios[sc.name] = ratios{median(col[10]), median(col[11]), median(col[12]), median(col[13])}
 	}

@@ -25,6 +25,8 @@ type wrkResult struct {
 	P50, P99   time.Duration
 	Non2xx     int64
 	SockErrors int64 // connect, read, write and timeout errors together
+	// CPU is the user+system time wrk itself used.
+	CPU time.Duration
 }
 
 // reqPerSec is the throughput over the run's measured duration.
@@ -68,7 +70,9 @@ func (r wrkRun) run(ctx context.Context, logPath string) (wrkResult, error) {
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("loadbench: wrk %s: %w: %s", r.url, err, strings.TrimSpace(out.String()))
 	}
-	return parseWrk(out.String())
+	res, err := parseWrk(out.String())
+	res.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return res, err
 }
 
 // parseWrk reads the BENCH summary line the Lua script's done() prints.
