@@ -163,6 +163,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		TokenHeader:    cfg.Token.Header,
 		TokenScheme:    cfg.Token.Scheme,
 		ClientID:       cfg.OIDC.ClientID,
+		ProviderLogout: cfg.OIDC.ProviderLogout,
 		EmailDomains:   cfg.Authorization.EmailDomains,
 		AllowedGroups:  cfg.Authorization.AllowedGroups,
 		AllowedOrigins: cfg.AllowedOrigins,

@@ -89,6 +89,11 @@ type OIDC struct {
 	// DiscoveryTimeout bounds each call to the provider's discovery and JWKS
 	// endpoints. Default 10s.
 	DiscoveryTimeout time.Duration `mapstructure:"discovery_timeout"`
+	// ProviderLogout makes sign-out also end the user's session at the
+	// provider (RP-initiated logout via its end_session_endpoint, with the
+	// ID token as hint and the validated rd as post_logout_redirect_uri).
+	// Default false: sign-out ends only Gatehouse's session.
+	ProviderLogout bool `mapstructure:"provider_logout"`
 }
 
 // Cookie configures the session cookie.

@@ -71,6 +71,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"oidc.scopes", got.OIDC.Scopes, []string{"openid", "email", "profile", "offline_access"}},
 		{"oidc.groups_claim", got.OIDC.GroupsClaim, "groups"},
 		{"oidc.discovery_timeout", got.OIDC.DiscoveryTimeout, 10 * time.Second},
+		{"oidc.provider_logout", got.OIDC.ProviderLogout, false},
 		{"cookie.name", got.Cookie.Name, "gatehouse"},
 		{"cookie.secure", got.Cookie.Secure, true},
 		{"session.store", got.Session.Store, "memory"},

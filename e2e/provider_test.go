@@ -126,3 +126,34 @@ func TestProviderLateDiscovery(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestProviderLogout: with oidc.provider_logout, sign-out also visits the
+// provider's end_session endpoint and comes back to the validated rd.
+func TestProviderLogout(t *testing.T) {
+	e := e2etest.Start(t, e2etest.Options{Env: map[string]string{"GATEHOUSE_OIDC_PROVIDER_LOGOUT": "true"}})
+	c := e.Browser()
+	e.Login(c, "/", "alice", "alice-pw")
+	var visited []string
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		visited = append(visited, req.URL.String())
+		return nil
+	}
+	resp, err := c.Get(e.URL + "/oauth2/sign_out?rd=/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2etest.ReadBody(t, resp)
+	sawEndSession := false
+	for _, v := range visited {
+		if strings.HasPrefix(v, e.IDP.URL) && strings.Contains(v, "id_token_hint=") && strings.Contains(v, "post_logout_redirect_uri=") {
+			sawEndSession = true
+		}
+	}
+	if !sawEndSession {
+		t.Errorf("sign-out never visited the provider's end_session endpoint: %v", visited)
+	}
+	// Back at "/" without a session: the login form again.
+	if !strings.HasPrefix(resp.Request.URL.String(), e.IDP.URL) || !strings.Contains(resp.Request.URL.Path, "login") {
+		t.Errorf("after provider logout landed at %s; want the provider's login form", resp.Request.URL)
+	}
+}

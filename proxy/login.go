@@ -21,6 +21,8 @@ import (
 type LoginClient interface {
 	AuthCodeURL(state, nonce, verifier string) (string, error)
 	Exchange(ctx context.Context, code, verifier, nonce string) (*oidcclient.Result, error)
+	// EndSessionURL is the provider's RP-initiated logout endpoint, or "".
+	EndSessionURL() string
 }
 
 // maxFlows bounds the login-flow cookies one browser holds (several tabs
@@ -253,7 +255,19 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusMethodNotAllowed, "Use GET or POST.")
 		return
 	}
+	rd := ""
+	if raw := r.URL.Query().Get("rd"); raw != "" {
+		if clean, err := s.cfg.Redirects.Check(raw); err == nil {
+			rd = clean
+		}
+	}
+	idToken := ""
 	if t, ok := s.ticket(r); ok {
+		if s.cfg.ProviderLogout {
+			if sess, err := s.cfg.Store.Load(r.Context(), t); err == nil {
+				idToken = sess.IDToken
+			}
+		}
 		if err := s.storeDelete(r.Context(), t); err != nil {
 			// Never pretend: the session still exists server-side.
 			s.log.Error("sign-out: deleting session", "request_id", requestID(r), "err", err)
@@ -264,17 +278,42 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("sign-out", "request_id", requestID(r), "sid", t.SID())
 	}
 	http.SetCookie(w, s.sessionCookie(""))
-	if raw := r.URL.Query().Get("rd"); raw != "" {
-		if rd, err := s.cfg.Redirects.Check(raw); err == nil {
-			http.Redirect(w, r, rd, http.StatusFound)
-			return
-		}
+	if end := s.cfg.Login.EndSessionURL(); s.cfg.ProviderLogout && end != "" && idToken != "" {
+		http.Redirect(w, r, s.providerLogoutURL(end, idToken, rd), http.StatusFound)
+		return
+	}
+	if rd != "" {
+		http.Redirect(w, r, rd, http.StatusFound)
+		return
 	}
 	if !wantsHTML(r) && r.Method == http.MethodPost {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	s.page(w, http.StatusOK, "Signed out", "You are signed out.", s.prefix+"/start")
+}
+
+// providerLogoutURL builds the RP-initiated logout request (OpenID Connect
+// RP-Initiated Logout 1.0): the provider ends its session, then sends the
+// browser to the validated rd, made absolute on public_url.
+func (s *Server) providerLogoutURL(endpoint, idToken, rd string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "/"
+	}
+	back := rd
+	if back == "" || strings.HasPrefix(back, "/") {
+		back = strings.TrimSuffix(s.cfg.PublicURL.String(), "/") + back
+		if rd == "" {
+			back += "/"
+		}
+	}
+	q := u.Query()
+	q.Set("id_token_hint", idToken)
+	q.Set("client_id", s.cfg.ClientID)
+	q.Set("post_logout_redirect_uri", back)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // forgetTokens drops every cached minted token of a session.

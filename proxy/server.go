@@ -62,6 +62,9 @@ type Config struct {
 	TokenScheme string // default "Bearer" when TokenHeader is Authorization; "" = raw token
 	ClientID    string // client_id claim of minted tokens for browser sessions
 
+	// ProviderLogout: sign-out also ends the session at the provider.
+	ProviderLogout bool
+
 	EmailDomains   []string // login and request policy; empty = any
 	AllowedGroups  []string // empty = any
 	AllowedOrigins []string // origins besides PublicURL's allowed to send cookie-authenticated writes
