@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,35 +9,18 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/e2etest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the demo's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDemo runs `gatehouse demo` as a newcomer would and signs in as alice:
 // the echo upstream must report a token that verified against the JWKS.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
-	out := &syncBuffer{}
+	out := &e2etest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{Listen: "127.0.0.1:0", Out: out, Ready: func(u string) { ready <- u }})
