@@ -10,7 +10,8 @@ import (
 // caddyConf is the data of testdata/Caddyfile.
 type caddyConf struct {
 	Dir       string // Caddy's storage
-	Listen    string // host:port Caddy serves on
+	Site      string // the site address, e.g. http://127.0.0.1:8080
+	Listen    string // host:port the site address makes Caddy serve on
 	Gatehouse string // host:port of Gatehouse
 	App       string // host:port of the protected upstream
 }
@@ -36,6 +37,7 @@ func TestCaddyForwardAuth(t *testing.T) {
 	e := startGatehouse(t, front)
 	startCaddy(t, caddyConf{
 		Dir:       t.TempDir(),
+		Site:      front,
 		Listen:    listen,
 		Gatehouse: strings.TrimPrefix(e.URL, "http://"),
 		App:       strings.TrimPrefix(e.Up.URL, "http://"),

@@ -425,6 +425,25 @@ func (j journey) run(t *testing.T, e *e2etest.Env) {
 		}
 	})
 
+	// A client's X-Original-URL or X-Forwarded-Uri gets a 401 (above); its
+	// host and scheme claims are replaced or ignored.
+	t.Run("the login redirect names the real URL, whatever host the client claims", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", j.front+"/dashboard", nil)
+		req.Header.Set("Accept", "text/html")
+		req.Header.Set("X-Forwarded-Host", "evil.test")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		resp, _ := do(t, anonymous, req)
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || err != nil || loc.Scheme+"://"+loc.Host+loc.Path != j.front+"/oauth2/start" {
+			t.Fatalf("got %d to %q; want a 302 to %s/oauth2/start", resp.StatusCode, resp.Header.Get("Location"), j.front)
+		}
+		front, _ := url.Parse(j.front + "/")
+		rd, err := front.Parse(loc.Query().Get("rd"))
+		if err != nil || rd.String() != j.front+"/dashboard" {
+			t.Errorf("rd = %q; want %s/dashboard", loc.Query().Get("rd"), j.front)
+		}
+	})
+
 	t.Run("path tricks cannot reach a protected path through a public one", func(t *testing.T) {
 		addr := strings.TrimPrefix(j.front, "http://")
 		for _, target := range []string{
