@@ -13,7 +13,7 @@ type originalRequest struct {
 	url    *url.URL // absolute when the ingress said which host
 }
 
-var errBadOriginal = errors.New("malformed original request")
+var errBadOriginal = errors.New("proxy: malformed original request")
 
 // original reads the request an ingress is asking about: X-Original-URL and
 // X-Original-Method (nginx, ingress-nginx), else X-Forwarded-Method, -Proto,
