@@ -1037,3 +1037,36 @@ func configKeys(t reflect.Type, prefix string, out map[string]bool) {
 		}
 	}
 }
+
+// TestChartIngressHidesAuthEndpoint: the optional Ingress exposes only the
+// browser-facing endpoints. /oauth2/auth answers the ingress controller's
+// subrequests; its 202 carries a minted token that page scripts must never
+// be able to fetch and read.
+func TestChartIngressHidesAuthEndpoint(t *testing.T) {
+	r := mustTemplate(t, []string{haValues(t)}, "--set", "ingress.enabled=true", "--set", "ingress.hosts[0]=app.example.com")
+	var ing struct {
+		Spec struct {
+			Rules []struct {
+				HTTP struct {
+					Paths []struct {
+						Path     string `yaml:"path"`
+						PathType string `yaml:"pathType"`
+					} `yaml:"paths"`
+				} `yaml:"http"`
+			} `yaml:"rules"`
+		} `yaml:"spec"`
+	}
+	r.one(t, "Ingress", &ing)
+	var paths []string
+	for _, rule := range ing.Spec.Rules {
+		for _, p := range rule.HTTP.Paths {
+			if p.PathType != "Exact" || p.Path == "/oauth2/auth" || !strings.HasPrefix(p.Path, "/oauth2/") {
+				t.Errorf("ingress path %s (%s); want only Exact browser endpoints", p.Path, p.PathType)
+			}
+			paths = append(paths, p.Path)
+		}
+	}
+	if !slices.Contains(paths, "/oauth2/callback") || !slices.Contains(paths, "/oauth2/start") {
+		t.Errorf("ingress paths %v lack /oauth2/start or /oauth2/callback", paths)
+	}
+}
