@@ -93,6 +93,7 @@ type Server struct {
 	routes       []*Route
 	mux          map[string]http.HandlerFunc
 	bearers      bearerCache
+	tickets      ticketCache
 }
 
 // New checks cfg and builds the per-route reverse proxies.

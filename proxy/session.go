@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/sessionstore"
@@ -46,11 +47,54 @@ func (s *Server) session(r *http.Request) (*sessionstore.Session, sessionstore.T
 // arrive (a sibling domain may have set one); the first that decodes wins.
 func (s *Server) ticket(r *http.Request) (sessionstore.Ticket, bool) {
 	for _, c := range r.CookiesNamed(s.cookieName) {
+		if t, ok := s.tickets.get(c.Value, s.now()); ok {
+			return t, true
+		}
 		if t, err := s.cfg.Codec.DecodeTicket(s.cookieName, c.Value); err == nil {
+			s.tickets.put(c.Value, t, s.now())
 			return t, true
 		}
 	}
 	return sessionstore.Ticket{}, false
+}
+
+// ticketCache remembers recently decoded cookie values, sparing the HMAC and
+// AES work on a browser's every request. Only values that decoded are kept,
+// for at most ticketCacheTTL: the cookie's own age limit can be exceeded by
+// that much at most, and the server-side session's lifetime still governs.
+// Bounded: when full it starts over.
+type ticketCache struct {
+	mu sync.RWMutex
+	m  map[string]ticketEntry
+}
+
+type ticketEntry struct {
+	t   sessionstore.Ticket
+	exp time.Time
+}
+
+const (
+	ticketCacheTTL = time.Minute
+	ticketCacheMax = 20000
+)
+
+func (c *ticketCache) get(value string, now time.Time) (sessionstore.Ticket, bool) {
+	c.mu.RLock()
+	e, ok := c.m[value]
+	c.mu.RUnlock()
+	if !ok || !now.Before(e.exp) {
+		return sessionstore.Ticket{}, false
+	}
+	return e.t, true
+}
+
+func (c *ticketCache) put(value string, t sessionstore.Ticket, now time.Time) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= ticketCacheMax {
+		c.m = make(map[string]ticketEntry)
+	}
+	c.m[value] = ticketEntry{t, now.Add(ticketCacheTTL)}
+	c.mu.Unlock()
 }
 
 func (s *Server) load(ctx context.Context, t sessionstore.Ticket) (*sessionstore.Session, error) {
