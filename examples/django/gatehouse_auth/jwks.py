@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt import PyJWKClient
+from jwt import PyJWKClient, PyJWKSet
 from jwt.exceptions import PyJWKClientError, PyJWTError
 
 # A JWKS of a handful of keys is a few KiB.
@@ -39,6 +39,7 @@ class GatehouseJWKClient(PyJWKClient):
         self._clock = clock
         self._lock = threading.Lock()
         self._last_fetch = None
+        self._parsed_from, self._parsed_keys = None, []
         self.fetches = 0  # for tests and debugging
 
     def fetch_data(self):
@@ -74,13 +75,19 @@ class GatehouseJWKClient(PyJWKClient):
         return key
 
     def _keys(self, refresh):
-        try:
-            return self.get_signing_keys(refresh=refresh)
-        except JWKSUnavailable:
-            raise
-        except PyJWTError as e:
-            # The set parsed as JSON but holds no usable signing key.
-            raise JWKSUnavailable(f"gatehouse_auth: {self.uri}: {e}") from e
+        data = None if refresh else self.jwk_set_cache.get()
+        if data is None:
+            data = self.fetch_data()
+        # PyJWKClient parses the whole set on every call; parse once per fetch.
+        if data is not self._parsed_from:
+            try:
+                keys = [k for k in PyJWKSet.from_dict(data).keys if k.public_key_use in ("sig", None) and k.key_id]
+            except PyJWTError as e:
+                raise JWKSUnavailable(f"gatehouse_auth: {self.uri}: {e}") from e
+            if not keys:
+                raise JWKSUnavailable(f"gatehouse_auth: {self.uri} has no signing key with a kid")
+            self._parsed_keys, self._parsed_from = keys, data
+        return self._parsed_keys
 
     def _may_refresh(self):
         return self._last_fetch is None or self._clock() - self._last_fetch >= self._min_refresh_interval
