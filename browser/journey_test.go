@@ -81,8 +81,11 @@ func TestDjangoBehindGatehouse(t *testing.T) {
 		t.Errorf("document.cookie reveals the session cookie (names: %q)", cookieNames(c))
 	}
 	session := b.cookie(e.URL, "gatehouse")
-	if session == nil || !session.HTTPOnly {
-		t.Fatalf("session cookie %v; want one marked HttpOnly", session != nil)
+	switch {
+	case session == nil:
+		t.Fatal("the browser holds no gatehouse cookie after signing in")
+	case !session.HTTPOnly:
+		t.Error("the gatehouse cookie is not HttpOnly")
 	}
 
 	// Notes through fetch and through a classic form POST.
