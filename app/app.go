@@ -290,6 +290,11 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// Discover runs OpenID discovery once, now. Run retries it in the
+// background anyway; callers that must not serve a login before the provider
+// is known (the demo) call this first.
+func (a *App) Discover(ctx context.Context) error { return a.login.Discover(ctx) }
+
 // Handler is the proxy listener's handler.
 func (a *App) Handler() http.Handler { return a.handler }
 

@@ -118,6 +118,14 @@ func Run(ctx context.Context, o Options) error {
 	if err := gh.Listen(); err != nil {
 		return err
 	}
+	// The provider runs in this process: find it before saying we are up,
+	// so the very first click can sign in.
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = gh.Discover(dctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	users := []string{}
 	for _, u := range devidp.DemoUsers() {
 		groups := strings.Join(u.Groups, ", ")

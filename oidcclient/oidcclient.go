@@ -174,6 +174,9 @@ func (c *Client) Discover(ctx context.Context) error {
 // Run retries discovery with capped exponential backoff until it succeeds or
 // ctx ends. Gatehouse starts serving meanwhile; /readyz reports the reason.
 func (c *Client) Run(ctx context.Context) {
+	if c.state.Load() != nil {
+		return // already discovered
+	}
 	backoff := 500 * time.Millisecond
 	for {
 		err := c.Discover(ctx)
