@@ -309,3 +309,49 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSignOutCSRF: another site cannot sign a user out; it gets a
+// confirmation form (GET) or a 403 (POST), and the session survives.
+func TestSignOutCSRF(t *testing.T) {
+	e := e2etest.Start(t, e2etest.Options{})
+	c := e.Browser()
+	e.Login(c, "/", "alice", "alice-pw")
+	ck := e.SessionCookie(c, "gatehouse")
+	for _, tt := range []struct {
+		method, site string
+		want         int
+	}{
+		{"GET", "cross-site", 200},
+		{"POST", "cross-site", 403},
+		{"GET", "same-site", 200},
+	} {
+		req, _ := http.NewRequest(tt.method, e.URL+"/oauth2/sign_out?rd=/", nil)
+		req.AddCookie(ck)
+		req.Header.Set("Sec-Fetch-Site", tt.site)
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		resp := e.Do(req)
+		body := e2etest.ReadBody(t, resp)
+		if resp.StatusCode != tt.want || len(resp.Cookies()) != 0 {
+			t.Errorf("%s from %s: got %d with cookies %v; want %d and the cookie untouched", tt.method, tt.site, resp.StatusCode, resp.Cookies(), tt.want)
+		}
+		if tt.method == "GET" && !strings.Contains(body, `<form method="post"`) {
+			t.Errorf("%s from %s: no confirmation form", tt.method, tt.site)
+		}
+		if tt.method == "POST" && !strings.Contains(body, "<html") {
+			t.Errorf("a refused form POST should show a page, got %.100q", body)
+		}
+	}
+	resp, _ := c.Get(e.URL + "/still")
+	if body := e2etest.ReadBody(t, resp); body != "upstream GET /still" {
+		t.Fatalf("session did not survive cross-site sign-out attempts: %q", body)
+	}
+	// Same-origin sign-out works.
+	req, _ := http.NewRequest("POST", e.URL+"/oauth2/sign_out", nil)
+	req.AddCookie(ck)
+	req.Header.Set("Origin", e.URL)
+	resp = e.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode >= 400 || len(resp.Cookies()) != 1 {
+		t.Errorf("same-origin sign-out got %d", resp.StatusCode)
+	}
+}

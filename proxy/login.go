@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -261,6 +262,17 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			rd = clean
 		}
 	}
+	// Another site must not be able to sign a user out (an <img> or a form
+	// pointing here): a cross-site GET gets a confirmation form instead, a
+	// cross-site POST a 403.
+	if !s.sameOriginMethod(r, http.MethodPost) {
+		if r.Method == http.MethodPost {
+			s.fail(w, r, http.StatusForbidden, "Cross-origin sign-out refused.")
+			return
+		}
+		s.confirmSignOut(w, rd)
+		return
+	}
 	idToken := ""
 	if t, ok := s.ticket(r); ok {
 		if s.cfg.ProviderLogout {
@@ -291,6 +303,30 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.page(w, http.StatusOK, "Signed out", "You are signed out.", s.prefix+"/start")
+}
+
+var confirmTmpl = template.Must(template.New("confirm").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Sign out? · Gatehouse</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:12vh auto;padding:0 1rem;color:#222}
+h1{font-size:1.4rem}button{font:inherit;padding:.4rem 1rem}</style></head>
+<body><h1>Sign out?</h1><p>Another site sent you here to sign out.</p>
+<form method="post" action="{{.Action}}"><button type="submit">Sign out</button></form></body></html>
+`))
+
+// confirmSignOut asks the user to confirm a sign-out another site started.
+func (s *Server) confirmSignOut(w http.ResponseWriter, rd string) {
+	action := s.prefix + "/sign_out"
+	if rd != "" {
+		action += "?rd=" + url.QueryEscape(rd)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.WriteHeader(http.StatusOK)
+	_ = confirmTmpl.Execute(w, struct{ Action string }{action})
 }
 
 // providerLogoutURL builds the RP-initiated logout request (OpenID Connect

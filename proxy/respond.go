@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // wantsHTML tells a browser navigation (which should see a login redirect or
@@ -26,10 +27,21 @@ func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request) {
 	writeJSONError(w, http.StatusUnauthorized, "unauthorized", "Sign in at "+s.prefix+"/start.")
 }
 
-// fail writes a small error: JSON for API clients, a short HTML page for browsers.
+// showsHTML reports whether the response will be shown to a person as a
+// page: a navigation of any method (a form POST too), or a request that
+// accepts HTML and is not marked as script-made.
+func showsHTML(r *http.Request) bool {
+	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" {
+		return m == "navigate"
+	}
+	return r.Header.Get("X-Requested-With") == "" && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// fail writes a small error: JSON for API clients, a short HTML page for
+// what a person will see.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
-	if !wantsHTML(r) {
+	if !showsHTML(r) {
 		writeJSONError(w, code, errorCode(code), msg)
 		return
 	}
