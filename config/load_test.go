@@ -459,7 +459,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"%+v":          fmt.Sprintf("%+v", *c),
 		"%#v":          fmt.Sprintf("%#v", *c),
 		"%v of OIDC":   fmt.Sprintf("%v", c.OIDC),
-		"%s of Cookie": fmt.Sprintf("%s", c.Cookie),
+		"%s of Cookie": c.Cookie.String(),
 		"Redacted":     fmt.Sprintf("%v", c.Redacted()),
 	}
 	for name, out := range outputs {

@@ -210,7 +210,7 @@ func (p *Policy) checkRelative(raw string) (string, error) {
 
 func (p *Policy) checkAbsolute(raw string) (string, error) {
 	colon := strings.IndexByte(raw, ':')
-	if colon <= 0 || strings.IndexAny(raw[:colon], "/?#") >= 0 || !isScheme(raw[:colon]) {
+	if colon <= 0 || strings.ContainsAny(raw[:colon], "/?#") || !isScheme(raw[:colon]) {
 		return "", invalid("must be a path starting with / or an http or https URL")
 	}
 	scheme := strings.ToLower(raw[:colon])

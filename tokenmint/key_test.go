@@ -277,7 +277,11 @@ func TestLoadKeyFiles(t *testing.T) {
 // Token's bearer value reaches slog or fmt output.
 func TestSecretsStayOutOfLogs(t *testing.T) {
 	k := testKey(t, "ES256", 0)
-	d := privateKey(t, k).(*ecdsa.PrivateKey).D
+	raw, err := privateKey(t, k).(*ecdsa.PrivateKey).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := new(big.Int).SetBytes(raw)
 	tok := mint(t, newMinter(t, newClock(), k), "", testAudience, fullIdentity())
 
 	var buf bytes.Buffer

@@ -205,15 +205,15 @@ func NewMinter(cfg Config) (*Minter, error) {
 
 func checkKeys(keys []*Key) error {
 	if len(keys) == 0 {
-		return errors.New("Keys is empty; want at least one signing key")
+		return errors.New("keys is empty; want at least one signing key")
 	}
 	seen := make(map[string]int, len(keys))
 	for i, k := range keys {
 		if k == nil {
-			return fmt.Errorf("Keys[%d] is nil", i)
+			return fmt.Errorf("keys[%d] is nil", i)
 		}
 		if j, dup := seen[k.kid]; dup {
-			return fmt.Errorf("Keys[%d] is the same key as Keys[%d] (kid %s)", i, j, k.kid)
+			return fmt.Errorf("keys[%d] is the same key as keys[%d] (kid %s)", i, j, k.kid)
 		}
 		seen[k.kid] = i
 	}

@@ -413,11 +413,11 @@ func TestNewMinterConfig(t *testing.T) {
 		{name: "no issuer", cfg: tokenmint.Config{Keys: []*tokenmint.Key{k}}, want: []string{"Issuer is empty"}},
 		{name: "TTL too short", cfg: tokenmint.Config{Issuer: testIssuer, Keys: []*tokenmint.Key{k}, TTL: 9 * time.Second}, want: []string{"TTL 9s"}},
 		{name: "TTL too long", cfg: tokenmint.Config{Issuer: testIssuer, Keys: []*tokenmint.Key{k}, TTL: 2 * time.Hour}, want: []string{"TTL 2h0m0s"}},
-		{name: "no keys", cfg: tokenmint.Config{Issuer: testIssuer}, want: []string{"Keys is empty"}},
-		{name: "nil key", cfg: tokenmint.Config{Issuer: testIssuer, Keys: []*tokenmint.Key{k, nil}}, want: []string{"Keys[1] is nil"}},
-		{name: "duplicate key", cfg: tokenmint.Config{Issuer: testIssuer, Keys: []*tokenmint.Key{k, k}}, want: []string{"Keys[1] is the same key as Keys[0]"}},
+		{name: "no keys", cfg: tokenmint.Config{Issuer: testIssuer}, want: []string{"keys is empty"}},
+		{name: "nil key", cfg: tokenmint.Config{Issuer: testIssuer, Keys: []*tokenmint.Key{k, nil}}, want: []string{"keys[1] is nil"}},
+		{name: "duplicate key", cfg: tokenmint.Config{Issuer: testIssuer, Keys: []*tokenmint.Key{k, k}}, want: []string{"keys[1] is the same key as keys[0]"}},
 		{name: "negative cache", cfg: tokenmint.Config{Issuer: testIssuer, Keys: []*tokenmint.Key{k}, CacheSize: -1}, want: []string{"CacheSize -1"}},
-		{name: "every problem at once", cfg: tokenmint.Config{TTL: time.Second, CacheSize: -5}, want: []string{"Issuer is empty", "TTL 1s", "Keys is empty", "CacheSize -5"}},
+		{name: "every problem at once", cfg: tokenmint.Config{TTL: time.Second, CacheSize: -5}, want: []string{"Issuer is empty", "TTL 1s", "keys is empty", "CacheSize -5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
