@@ -51,8 +51,9 @@ type Cached struct {
 	byID   map[ID]*cacheEntry
 	byHash map[string]ID
 
-	ps   *redis.PubSub
-	done chan struct{}
+	ps         *redis.PubSub
+	done       chan struct{}
+	subscribed chan struct{} // closed once the first subscription is active
 }
 
 type cacheEntry struct {
@@ -74,6 +75,8 @@ func NewCached(store *Redis, cfg CacheConfig) *Cached {
 		byID:    map[ID]*cacheEntry{},
 		byHash:  map[string]ID{},
 		done:    make(chan struct{}),
+
+		subscribed: make(chan struct{}),
 	}
 	if c.ttl <= 0 {
 		c.ttl = DefaultCacheTTL
@@ -95,12 +98,17 @@ func NewCached(store *Redis, cfg CacheConfig) *Cached {
 // subscribe runs until Close closes the subscription.
 func (c *Cached) subscribe() {
 	defer close(c.done)
+	first := true
 	// With subscriptions in the channel we learn about every (re)connect.
 	for msg := range c.ps.ChannelWithSubscriptions(redis.WithChannelHealthCheckInterval(5 * time.Second)) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				c.flush()
+				if first {
+					close(c.subscribed)
+					first = false
+				}
 			}
 		case *redis.Message:
 			c.drop(m.Payload)

@@ -338,6 +338,7 @@ func TestCachedServesFromMemory(t *testing.T) {
 	clock := newFakeClock()
 	c := NewCached(newRedisStore(t, srv, clock.Now), CacheConfig{TTL: 5 * time.Second, Now: clock.Now})
 	t.Cleanup(func() { c.Close() })
+	<-c.subscribed // the first subscription flushes the cache; let it happen first
 	tk := mustTicket(t)
 	if err := c.Save(ctx, tk, fullSession(clock.Now())); err != nil {
 		t.Fatal(err)
