@@ -194,6 +194,14 @@ func TestStreamingAndWebSocket(t *testing.T) {
 	if err != nil || echo != "echo:hello\n" {
 		t.Errorf("websocket echo %q, %v", echo, err)
 	}
+	// Cross-site WebSocket hijacking: a handshake from another origin with
+	// the user's cookie is refused.
+	before := e.Up.Count()
+	resp = e2etest.RawRequest(t, addr, fmt.Sprintf("GET /ws HTTP/1.1\r\nHost: %s\r\nCookie: gatehouse=%s\r\nOrigin: https://evil.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", addr, ck.Value))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || e.Up.Count() != before {
+		t.Errorf("cross-origin WebSocket got %d with %d upstream calls; want 403, none", resp.StatusCode, e.Up.Count()-before)
+	}
 }
 
 // TestRedisOutage: Redis down means 503s and /readyz saying why; when Redis

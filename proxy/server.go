@@ -341,7 +341,11 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 func (s *Server) sameOriginMethod(r *http.Request, method string) bool {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
+		// A WebSocket handshake is a GET, but it opens a two-way channel
+		// with the user's cookie: cross-site WebSocket hijacking.
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			return true
+		}
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		o = strings.ToLower(o)
