@@ -15,6 +15,7 @@
 #   BENCH_THREADS=2         wrk threads
 #   BENCH_SCENARIOS=        comma-separated subset; empty = all (see bench/README.md)
 #   BENCH_SESSIONS=100000   sessions written to a fresh Redis for the scale figures (0 = skip)
+#   BENCH_EQUAL_LOAD=1      also compare latency with both proxies paced to the same load (0 = skip)
 #   BENCH_REVOKE_TRIALS=5   revocation trials across two Gatehouse instances (0 = skip)
 #   BENCH_MEMSTORE=1        also run the memory-store Go benchmark with 100k sessions (0 = skip)
 #   BENCH_PROFILE=0         1 = run Gatehouse with pprof and print CPU and allocation profiles
@@ -97,6 +98,7 @@ report="$out/report.md"
   -scenarios "${BENCH_SCENARIOS:-}" \
   -sessions "${BENCH_SESSIONS:-100000}" \
   -revoke-trials "${BENCH_REVOKE_TRIALS:-5}" \
+  -equal-load="${BENCH_EQUAL_LOAD:-1}" \
   > >(tee "$report") &
 pid=$!
 status=0

@@ -1,14 +1,24 @@
 -- wrk script of the Gatehouse load benchmark (bench/run.sh).
 --
 -- Adds the scenario's credential header from the environment, so cookies and
--- tokens never appear on a command line, counts every response whose status
--- is not 2xx, and prints one machine-readable summary line that loadbench
--- parses.
+-- tokens never appear on a command line, optionally paces the requests,
+-- counts every response whose status is not 2xx, and prints one
+-- machine-readable summary line that loadbench parses.
 
 local name = os.getenv("BENCH_HEADER_NAME")
 local value = os.getenv("BENCH_HEADER_VALUE")
 if name and name ~= "" then
   wrk.headers[name] = value
+end
+
+-- BENCH_DELAY_MS, if set, makes every connection wait that long before each
+-- request: an offered load of about connections / delay, the same for both
+-- proxies, to compare latency at equal load instead of at saturation.
+local wait = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if wait and wait > 0 then
+  function delay()
+    return wait
+  end
 end
 
 local threads = {}

@@ -56,6 +56,7 @@ type options struct {
 	rounds, conns, threads                                          int
 	scenarios                                                       string
 	sessions, revokeTrials                                          int
+	equalLoad                                                       bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -76,6 +77,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
 	fs.StringVar(&o.scenarios, "scenarios", "", "comma-separated scenario names; empty = all ("+strings.Join(allScenarios, ",")+")")
 	fs.IntVar(&o.sessions, "sessions", 100000, "sessions written to a fresh Redis for the scale figures; 0 = skip")
+	fs.BoolVar(&o.equalLoad, "equal-load", true, "also compare latency with both proxies at the same paced load, half oauth2-proxy's median req/s")
 	fs.IntVar(&o.revokeTrials, "revoke-trials", 5, "revocation trials across two Gatehouse instances; 0 = skip")
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, err
@@ -347,6 +349,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		Medians    map[string]sample   `json:"medians"`
 		PeakRSSMB  map[string]float64  `json:"peak_rss_mb"`
 		Revocation []revocation        `json:"revocation,omitempty"`
+		EqualLoad  []sample            `json:"equal_load,omitempty"`
 		RedisKeys  map[string]keyUsage `json:"redis_keys,omitempty"`
 		RedisScale *redisScale         `json:"redis_scale,omitempty"`
 		Problems   []string            `json:"problems,omitempty"`
@@ -391,7 +394,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		fmt.Fprintf(stdout, " %s %.1f MB;", in.name, float64(hwm)/1024)
 	}
 	fmt.Fprintln(stdout)
-	printTargets(stdout, targets(sum, results.PeakRSSMB["gatehouse"], results.PeakRSSMB["oauth2-proxy"]))
+
+	if o.equalLoad {
+		eq, err := equalLoad(ctx, stdout, m, scs, sum)
+		if err != nil {
+			return err
+		}
+		results.EqualLoad = eq
+		for _, s := range eq {
+			if !s.ok() {
+				results.Problems = append(results.Problems, fmt.Sprintf("equal load %s: %s", s.Scenario, s.Problem))
+			}
+		}
+	}
+	printTargets(stdout, targets(sum, results.PeakRSSMB["gatehouse"], results.PeakRSSMB["oauth2-proxy"], results.EqualLoad))
 
 	if o.revokeTrials > 0 {
 		b := instances[2].proxy

@@ -275,3 +275,21 @@ func TestParseMachineTicks(t *testing.T) {
 		t.Fatal("a stat without the cpu line: got no error")
 	}
 }
+
+func TestEqualLoadRatioNeedsBothPassing(t *testing.T) {
+	eq := []sample{
+		{Scenario: "o2p-proxy", P99ms: 50},
+		{Scenario: "gh-proxy", P99ms: 10},
+		{Scenario: "o2p-auth", P99ms: 20},
+		{Scenario: "gh-auth", P99ms: 2, Problem: "1 non-2xx responses"},
+	}
+	if got := eqRatio(eq, "gh-proxy", "o2p-proxy"); got != 0.2 {
+		t.Errorf("proxied ratio = %v; want 0.2", got)
+	}
+	if got := eqRatio(eq, "gh-auth", "o2p-auth"); !math.IsNaN(got) {
+		t.Errorf("ratio with a failed run = %v; want NaN (not measured)", got)
+	}
+	if got := eqRatio(nil, "gh-auth", "o2p-auth"); !math.IsNaN(got) {
+		t.Errorf("ratio without runs = %v; want NaN", got)
+	}
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -251,4 +253,66 @@ func roundOrder(scs []scenario, round int) []scenario {
 		slices.Reverse(out)
 	}
 	return out
+}
+
+// equalLoad runs each Gatehouse scenario and its oauth2-proxy peer once more,
+// both paced to the same offered load, half of oauth2-proxy's median req/s,
+// and prints their latencies. At saturation the faster proxy leaves wrk less
+// CPU on a small machine, which lengthens its measured tail; at equal load
+// the latencies compare the proxies alone.
+func equalLoad(ctx context.Context, w io.Writer, m *meter, scs []scenario, sum summary) ([]sample, error) {
+	byName := map[string]scenario{}
+	for _, sc := range scs {
+		byName[sc.name] = sc
+	}
+	var out []sample
+	header := false
+	for _, name := range []string{"gh-proxy", "gh-auth"} {
+		gh, ok := byName[name]
+		if !ok {
+			continue
+		}
+		o2p, ok := byName[gh.peer]
+		med, measured := sum.med[gh.peer]
+		if !ok || !measured || med.ReqPerSec <= 0 {
+			continue
+		}
+		rate := med.ReqPerSec / 2
+		delay := time.Duration(float64(m.wrk.conns) / rate * float64(time.Second)).Round(time.Millisecond)
+		if delay < time.Millisecond {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "\n### Latency at equal load\n\nEach connection waits a fixed delay before every request "+
+				"(wrk's delay()), so both proxies get the same offered load: about half of oauth2-proxy's median req/s.\n\n"+
+				"| scenario | offered req/s | req/s | p50 ms | p99 ms | p99 ÷o2p | proxy CPU µs/req | other CPU %% | upstream got / wrk done |\n"+
+				"|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+			header = true
+		}
+		em := *m
+		em.wrk.delay = delay
+		var pair [2]sample
+		for i, sc := range []scenario{o2p, gh} {
+			s, err := em.measure(ctx, sc, 0)
+			if err != nil {
+				return out, err
+			}
+			pair[i] = s
+			out = append(out, s)
+		}
+		for i, sc := range []scenario{o2p, gh} {
+			s := pair[i]
+			ratio := math.NaN()
+			if i == 1 && pair[0].P99ms > 0 {
+				ratio = s.P99ms / pair[0].P99ms
+			}
+			check := fmt.Sprintf("%d / %d", s.UpstreamReqs, s.Requests)
+			if !s.ok() {
+				check += " FAIL: " + s.Problem
+			}
+			fmt.Fprintf(w, "| %s | %.0f | %.0f | %.2f | %.2f | %s | %.1f | %.0f | %s |\n", sc.label,
+				float64(m.wrk.conns)/delay.Seconds(), s.ReqPerSec, s.P50ms, s.P99ms, f("%.2f", ratio), s.ProxyCPUus, s.OtherCPUpct, check)
+		}
+	}
+	return out, nil
 }

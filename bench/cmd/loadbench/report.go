@@ -170,8 +170,9 @@ func (t target) String() string {
 }
 
 // targets lists issue 5's targets against the medians. peakGH and peakO2P are
-// the proxies' VmHWM at the end of the rounds.
-func targets(sum summary, peakGH, peakO2P float64) []target {
+// the proxies' VmHWM at the end of the rounds; eq are the equal-load runs,
+// whose p99 ratios are listed next to the saturated ones.
+func targets(sum summary, peakGH, peakO2P float64, eq []sample) []target {
 	get := func(name string) ratios {
 		if r, ok := sum.ratios[name]; ok {
 			return r
@@ -188,8 +189,28 @@ func targets(sum summary, peakGH, peakO2P float64) []target {
 		{what: "/oauth2/auth, oauth2-proxy CPU/req ÷ Gatehouse CPU/req", value: au.cpuPeer, want: 4},
 		{what: "proxied request, Gatehouse p99 ÷ oauth2-proxy p99", value: px.p99Peer, want: 1, atMost: true},
 		{what: "/oauth2/auth, Gatehouse p99 ÷ oauth2-proxy p99", value: au.p99Peer, want: 1, atMost: true},
+		{what: "proxied request at equal load, Gatehouse p99 ÷ oauth2-proxy p99", value: eqRatio(eq, "gh-proxy", "o2p-proxy"), want: 1, atMost: true},
+		{what: "/oauth2/auth at equal load, Gatehouse p99 ÷ oauth2-proxy p99", value: eqRatio(eq, "gh-auth", "o2p-auth"), want: 1, atMost: true},
 		{what: "peak RSS, Gatehouse ÷ oauth2-proxy", value: peakGH / peakO2P, want: 1, atMost: true},
 	}
+}
+
+// eqRatio is gh's p99 ÷ o2p's in the equal-load runs; NaN if either is
+// missing or failed its checks.
+func eqRatio(eq []sample, gh, o2p string) float64 {
+	var a, b *sample
+	for i := range eq {
+		switch eq[i].Scenario {
+		case gh:
+			a = &eq[i]
+		case o2p:
+			b = &eq[i]
+		}
+	}
+	if a == nil || b == nil || !a.ok() || !b.ok() || b.P99ms <= 0 {
+		return math.NaN()
+	}
+	return a.P99ms / b.P99ms
 }
 
 func printTargets(w io.Writer, ts []target) {
@@ -198,5 +219,5 @@ func printTargets(w io.Writer, ts []target) {
 		b.WriteString(t.String())
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(w, "\n### Issue 5 targets (on the medians)\n\n%s", b.String())
+	fmt.Fprintf(w, "\n### Issue 5 targets (on the medians; equal-load lines on their single runs)\n\n%s", b.String())
 }

@@ -185,8 +185,12 @@ func printScale(w io.Writer, real map[string]keyUsage, rs redisScale) {
 	fmt.Fprintf(w, "\n### Redis memory\n\n")
 	for _, k := range []string{"gatehouse", "oauth2-proxy"} {
 		if u, ok := real[k]; ok {
-			fmt.Fprintf(w, "- %s: MEMORY USAGE of its %d keys after the benchmark's logins: %s B "+
-				"(the large ones hold the 200-group user's sessions)\n", k, len(u), strings.Trim(fmt.Sprint([]int64(u)), "[]"))
+			note := ""
+			if len(u) > 1 && u[len(u)-1] > 4*u[0] {
+				note = " (the large ones hold the 200-group user's sessions)"
+			}
+			fmt.Fprintf(w, "- %s: MEMORY USAGE of its %d keys after the benchmark's logins: %s B%s\n",
+				k, len(u), strings.Trim(fmt.Sprint([]int64(u)), "[]"), note)
 		}
 	}
 	if rs.Sessions == 0 {

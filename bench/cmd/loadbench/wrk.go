@@ -44,6 +44,9 @@ type wrkRun struct {
 	duration            time.Duration
 	url                 string
 	headerName, headerV string
+	// delay, if positive, paces each connection: it waits this long before
+	// every request (count.lua's delay()), for a fixed offered load.
+	delay time.Duration
 }
 
 // run executes wrk and returns its summary. wrk's full output is appended to
@@ -59,7 +62,8 @@ func (r wrkRun) run(ctx context.Context, logPath string) (wrkResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.duration+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.bin, args...)
-	cmd.Env = append(os.Environ(), "BENCH_HEADER_NAME="+r.headerName, "BENCH_HEADER_VALUE="+r.headerV)
+	cmd.Env = append(os.Environ(), "BENCH_HEADER_NAME="+r.headerName, "BENCH_HEADER_VALUE="+r.headerV,
+		"BENCH_DELAY_MS="+strconv.FormatInt(r.delay.Milliseconds(), 10))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
