@@ -41,6 +41,8 @@ type Memory struct {
 	lru      memEntry   // sentinel of a circular list: lru.next is the most recently used
 	byExpiry expiryHeap // soonest ExpiresAt first
 
+	locks map[ID]time.Time // TryLock: held until
+
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once

@@ -170,19 +170,7 @@ func (r *Redis) Save(ctx context.Context, t Ticket, s *Session) error {
 		return nil
 	}
 
-	plain, err := json.Marshal(toRecord(s))
-	if err != nil {
-		return fmt.Errorf("sessionstore: redis save: encoding session: %w", err)
-	}
-	data, err := seal(t.Key, aad(fieldData, h), plain)
-	if err != nil {
-		return err
-	}
-	seenBytes, err := s.LastSeen.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("sessionstore: redis save: encoding LastSeen: %w", err)
-	}
-	seen, err := seal(t.Key, aad(fieldSeen, h), seenBytes)
+	data, seen, err := r.sealed(t, h, s)
 	if err != nil {
 		return err
 	}
@@ -199,6 +187,25 @@ func (r *Redis) Save(ctx context.Context, t Ticket, s *Session) error {
 		return fmt.Errorf("sessionstore: redis save: %w", err)
 	}
 	return nil
+}
+
+// sealed encrypts the session record and its LastSeen for storage under h.
+func (r *Redis) sealed(t Ticket, h string, s *Session) (data, seen []byte, err error) {
+	plain, err := json.Marshal(toRecord(s))
+	if err != nil {
+		return nil, nil, fmt.Errorf("sessionstore: redis: encoding session: %w", err)
+	}
+	if data, err = seal(t.Key, aad(fieldData, h), plain); err != nil {
+		return nil, nil, err
+	}
+	seenBytes, err := s.LastSeen.MarshalBinary()
+	if err != nil {
+		return nil, nil, fmt.Errorf("sessionstore: redis: encoding LastSeen: %w", err)
+	}
+	if seen, err = seal(t.Key, aad(fieldSeen, h), seenBytes); err != nil {
+		return nil, nil, err
+	}
+	return data, seen, nil
 }
 
 // Load returns the session saved under t, or ErrNotFound if there is none, it is past its ExpiresAt, or it does not

@@ -16,6 +16,8 @@ type store interface {
 	Load(ctx context.Context, t Ticket) (*Session, error)
 	Touch(ctx context.Context, t Ticket, seen time.Time) error
 	Delete(ctx context.Context, t Ticket) error
+	Replace(ctx context.Context, t Ticket, s *Session) error
+	TryLock(ctx context.Context, t Ticket, ttl time.Duration) (bool, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -23,6 +25,7 @@ type store interface {
 var (
 	_ store = (*Memory)(nil)
 	_ store = (*Redis)(nil)
+	_ store = (*Cached)(nil)
 )
 
 // harness builds one implementation for the conformance suite.
@@ -116,6 +119,66 @@ func diffSessions(got, want *Session) string {
 // testStore is the conformance suite every store must pass.
 func testStore(t *testing.T, h harness) {
 	ctx := context.Background()
+
+	t.Run("replace updates a live session and never resurrects one", func(t *testing.T) {
+		clock := newFakeClock()
+		s := h.newStore(t, clock.Now)
+		tk := mustTicket(t)
+		sess := fullSession(clock.Now())
+		if err := s.Replace(ctx, tk, sess); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Replace of a missing session: %v; want ErrNotFound", err)
+		}
+		if _, err := s.Load(ctx, tk); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Replace created a session: %v", err)
+		}
+		if err := s.Save(ctx, tk, sess); err != nil {
+			t.Fatal(err)
+		}
+		updated := sess.Clone()
+		updated.Groups = []string{"new-group"}
+		updated.Version++
+		wrong := tk
+		wrong.Key[0] ^= 1
+		if err := s.Replace(ctx, wrong, updated); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Replace with the wrong key: %v; want ErrNotFound", err)
+		}
+		if err := s.Replace(ctx, tk, updated); err != nil {
+			t.Fatalf("Replace: %v", err)
+		}
+		got, err := s.Load(ctx, tk)
+		if err != nil || got.Version != updated.Version || len(got.Groups) != 1 || got.Groups[0] != "new-group" {
+			t.Fatalf("after Replace got %+v, %v", got, err)
+		}
+		if err := s.Delete(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Replace(ctx, tk, updated); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Replace after Delete: %v; want ErrNotFound", err)
+		}
+		if _, err := s.Load(ctx, tk); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Replace after Delete resurrected the session: %v", err)
+		}
+	})
+
+	t.Run("try lock is exclusive until it expires", func(t *testing.T) {
+		clock := newFakeClock()
+		s := h.newStore(t, clock.Now)
+		tk, other := mustTicket(t), mustTicket(t)
+		for i, want := range []bool{true, false, false} {
+			if got, err := s.TryLock(ctx, tk, 100*time.Millisecond); err != nil || got != want {
+				t.Fatalf("TryLock #%d = %v, %v; want %v", i, got, err, want)
+			}
+		}
+		if got, _ := s.TryLock(ctx, other, 100*time.Millisecond); !got {
+			t.Error("another session's lock is taken")
+		}
+		// Past the TTL by both clocks (stores may use either).
+		clock.Advance(200 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond)
+		if got, err := s.TryLock(ctx, tk, 100*time.Millisecond); err != nil || !got {
+			t.Errorf("TryLock after expiry = %v, %v; want true", got, err)
+		}
+	})
 
 	t.Run("round trip keeps every field and hands out copies", func(t *testing.T) {
 		clock := newFakeClock()
