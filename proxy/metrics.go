@@ -11,6 +11,7 @@ type Metrics struct {
 	logins   *prometheus.CounterVec
 	store    *prometheus.HistogramVec
 	storeErr *prometheus.CounterVec
+	refreshs *prometheus.CounterVec
 }
 
 // NewMetrics registers the proxy's series on reg.
@@ -39,7 +40,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Session store operations that failed (not counting 'not found').",
 		}, []string{"op"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.logins, m.store, m.storeErr)
+	m.refreshs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_session_refreshes_total",
+		Help: "Background refreshes of sessions' provider tokens, by outcome (success, revoked, skipped, error).",
+	}, []string{"outcome"})
+	reg.MustRegister(m.requests, m.duration, m.logins, m.store, m.storeErr, m.refreshs)
+	for _, o := range []string{"success", "revoked", "skipped", "error"} {
+		m.refreshs.WithLabelValues(o)
+	}
 	for _, o := range []string{"success", "provider_error", "invalid_state", "exchange_failed", "forbidden", "store_error"} {
 		m.logins.WithLabelValues(o)
 	}
@@ -57,6 +65,12 @@ func (m *Metrics) request(route string, code int, seconds float64) {
 func (m *Metrics) login(outcome string) {
 	if m != nil {
 		m.logins.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (m *Metrics) refresh(outcome string) {
+	if m != nil {
+		m.refreshs.WithLabelValues(outcome).Inc()
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/redirect"
@@ -94,6 +95,10 @@ type Server struct {
 	mux          map[string]http.HandlerFunc
 	bearers      bearerCache
 	tickets      ticketCache
+
+	refresher    refresher    // nil: the login client cannot refresh
+	refreshStore refreshStore // nil: the store cannot refresh safely
+	refreshing   sync.Map     // sid -> struct{}: refreshes running here
 }
 
 // New checks cfg and builds the per-route reverse proxies.
@@ -146,6 +151,8 @@ func New(cfg Config) (*Server, error) {
 		s.cookieName = "__Host-" + cfg.CookieName
 		s.flowPrefix = "__Secure-" + cfg.CookieName + "-flow-"
 	}
+	s.refresher, _ = cfg.Login.(refresher)
+	s.refreshStore, _ = cfg.Store.(refreshStore)
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
 	}

@@ -31,6 +31,7 @@ func (s *Server) session(r *http.Request) (*sessionstore.Session, sessionstore.T
 		s.storeDelete(ctx, t)
 		return nil, t, errNoSession
 	}
+	s.maybeRefresh(t, sess)
 	if now.Sub(sess.LastSeen) >= s.touchEvery {
 		// Best effort: a failed touch costs at most touchEvery of idle time.
 		start := time.Now()

@@ -145,6 +145,9 @@ type Options struct {
 	// fronts it; the provider's redirect URIs follow it. Empty = Gatehouse's
 	// own URL. Not combinable with TLS.
 	PublicURL string
+	// AccessTokenLifetime is the provider's access (and ID) token lifetime;
+	// zero = devidp's default (5m).
+	AccessTokenLifetime time.Duration
 }
 
 var Users = []devidp.User{
@@ -182,6 +185,8 @@ func Start(t testing.TB, o Options) *Env {
 		}, {
 			ID: NativeClientID, RedirectURIs: []string{NativeRedirectURI},
 		}},
+		AccessTokenLifetime: o.AccessTokenLifetime,
+		IDTokenLifetime:     o.AccessTokenLifetime,
 	})
 	if err != nil {
 		t.Fatalf("starting the OpenID provider: %v", err)
