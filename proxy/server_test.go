@@ -35,6 +35,7 @@ func (c *clock) Add(d time.Duration) {
 // whose sessions are planted directly (no provider needed).
 type fixture struct {
 	srv    *Server
+	upURL  string
 	store  Store
 	codec  *sessionstore.Codec
 	clock  *clock
@@ -54,6 +55,7 @@ func newFixture(t testing.TB, store Store) *fixture {
 		io.WriteString(w, "ok")
 	}))
 	t.Cleanup(up.Close)
+	f.upURL = up.URL
 	upURL, _ := url.Parse(up.URL)
 	secret := [][]byte{[]byte("proxy-test-secret-0123456789abcdef0123")}
 	var err error
@@ -218,6 +220,23 @@ func TestBadPathIs400(t *testing.T) {
 		if rec.Code != 400 || f.hits != 0 {
 			t.Errorf("%s: got %d with %d upstream hits; want 400 and none", p, rec.Code, f.hits)
 		}
+	}
+}
+
+// BenchmarkDirectUpstream is the baseline for BenchmarkServeHTTP: the same
+// upstream request over a reused connection, without Gatehouse. The
+// difference between the two is what Gatehouse adds.
+func BenchmarkDirectUpstream(b *testing.B) {
+	f := newFixture(b, nil)
+	client := &http.Client{Transport: NewTransport(TransportConfig{})}
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.Get(f.upURL + "/page")
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 	}
 }
 
