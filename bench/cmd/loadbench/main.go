@@ -43,7 +43,8 @@ func main() {
 	err := run(ctx, os.Args, os.Stdout)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		// Every error already starts with "loadbench: ".
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
@@ -80,7 +81,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.equalLoad, "equal-load", true, "also compare latency with both proxies at the same paced load, half oauth2-proxy's median req/s")
 	fs.IntVar(&o.revokeTrials, "revoke-trials", 5, "revocation trials across two Gatehouse instances; 0 = skip")
 	if err := fs.Parse(args[1:]); err != nil {
-		return o, err
+		return o, fmt.Errorf("loadbench: %w", err)
 	}
 	var problems []string
 	if o.gatehouse == "" {
@@ -107,7 +108,7 @@ func parseFlags(args []string) (options, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return o, errors.New(strings.Join(problems, "; "))
+		return o, errors.New("loadbench: " + strings.Join(problems, "; "))
 	}
 	return o, nil
 }
@@ -221,7 +222,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		AccessTokenLifetime: 6 * time.Hour, IDTokenLifetime: 6 * time.Hour,
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("loadbench: starting the OpenID provider: %w", err)
 	}
 	defer idp.Close()
 	secretOf := func(id string) string {
@@ -475,7 +476,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	fmt.Fprintf(stdout, "\nLoad average after: %s. Logs, wrk output and results.json are in %s.\n", loadavg(), o.out)
 	if len(results.Problems) > 0 {
-		return fmt.Errorf("%d runs failed their checks:\n  %s", len(results.Problems), strings.Join(results.Problems, "\n  "))
+		return fmt.Errorf("loadbench: %d runs failed their checks:\n  %s", len(results.Problems), strings.Join(results.Problems, "\n  "))
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ func measureRedisScale(ctx context.Context, addr string, n int, tmpl *sessionsto
 		SessionSize: len(tmpl.IDToken) + len(tmpl.AccessToken) + len(tmpl.RefreshToken)}
 	store, err := sessionstore.NewRedis(sessionstore.RedisConfig{Addrs: []string{addr}, OpTimeout: 5 * time.Second, PoolSize: 32})
 	if err != nil {
-		return rs, err
+		return rs, fmt.Errorf("loadbench: %w", err)
 	}
 	defer store.Close()
 	raw := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 3 * time.Second, ReadTimeout: 5 * time.Second})
@@ -133,7 +133,7 @@ func fill(ctx context.Context, store *sessionstore.Redis, tickets []sessionstore
 				}
 				t, err := sessionstore.NewTicket()
 				if err != nil {
-					errs <- err
+					errs <- fmt.Errorf("loadbench: %w", err)
 					return
 				}
 				if err := store.Save(ctx, t, tmpl); err != nil {
