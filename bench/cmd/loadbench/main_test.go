@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"math"
 	"os"
 	"strings"
@@ -291,5 +292,22 @@ func TestEqualLoadRatioNeedsBothPassing(t *testing.T) {
 	}
 	if got := eqRatio(nil, "gh-auth", "o2p-auth"); !math.IsNaN(got) {
 		t.Errorf("ratio without runs = %v; want NaN", got)
+	}
+}
+
+func TestLogValuesHideSecrets(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(slog.NewTextHandler(&b, nil))
+	log.Info("x",
+		"proxy", &proxy{kind: "gatehouse", url: "http://127.0.0.1:1", clientID: "gh", secret: "client-secret-1"},
+		"gatehouse", gatehouseConfig{name: "gh", secret: "client-secret-2", cookieKey: "cookie-secret-3"},
+		"oauth2_proxy", oauth2ProxyConfig{clientID: "o2p", secret: "client-secret-4"})
+	for _, secret := range []string{"client-secret-1", "client-secret-2", "cookie-secret-3", "client-secret-4"} {
+		if strings.Contains(b.String(), secret) {
+			t.Errorf("log shows %q: %s", secret, b.String())
+		}
+	}
+	if !strings.Contains(b.String(), "client_id=gh") {
+		t.Errorf("log lacks the client id: %s", b.String())
 	}
 }

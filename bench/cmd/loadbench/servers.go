@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -158,6 +159,11 @@ type proxy struct {
 	pprof    string // base URL of net/http/pprof, if the binary serves it
 }
 
+// LogValue implements slog.LogValuer: a logged proxy shows no client secret.
+func (p *proxy) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("kind", p.kind), slog.String("url", p.url), slog.String("client_id", p.clientID))
+}
+
 // gatehouseConfig is what differs between the benchmark's Gatehouse instances.
 type gatehouseConfig struct {
 	name      string
@@ -171,6 +177,11 @@ type gatehouseConfig struct {
 	upstream  string
 	audience  string // accepted audience of native bearer tokens
 	routes    int    // 0 = the catch-all upstream; N = N-1 prefix routes that do not match "/", then a catch-all
+}
+
+// LogValue implements slog.LogValuer: a logged configuration shows no client or cookie secret.
+func (c gatehouseConfig) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", c.name), slog.Int("port", c.port), slog.Int("routes", c.routes))
 }
 
 // writeGatehouseConfig writes the YAML configuration of one instance and
@@ -257,6 +268,11 @@ type oauth2ProxyConfig struct {
 	redis        string
 	upstream     string
 	nativeClient string // audience of native bearer tokens it accepts
+}
+
+// LogValue implements slog.LogValuer: a logged configuration shows no client secret.
+func (c oauth2ProxyConfig) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int("port", c.port), slog.String("client_id", c.clientID))
 }
 
 // oauth2ProxyArgs is oauth2-proxy v7.15.6 configured like Gatehouse: OIDC,
