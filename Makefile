@@ -4,7 +4,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/gatehouse/gatehouse/cli.Version=$(VERSION)
 
-.PHONY: demo test test-quick build fuzz docker
+.PHONY: demo test test-quick build fuzz docker bench
 
 demo:
 	$(GO) run . demo
@@ -37,3 +37,7 @@ IMAGE ?= ghcr.io/gatehouse/gatehouse
 ## docker: build the container image, version stamped from git.
 docker:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+
+## bench: side-by-side load benchmark against oauth2-proxy v7.15.6 (bench/README.md, docs/performance.md); BENCH_* variables tune it.
+bench:
+	./bench/run.sh

@@ -96,6 +96,7 @@ type Server struct {
 	bearers      bearerCache
 	tickets      ticketCache
 
+	view         viewer       // nil: the store has no copy-free read
 	refresher    refresher    // nil: the login client cannot refresh
 	refreshStore refreshStore // nil: the store cannot refresh safely
 	refreshing   sync.Map     // sid -> struct{}: refreshes running here
@@ -151,6 +152,7 @@ func New(cfg Config) (*Server, error) {
 		s.cookieName = "__Host-" + cfg.CookieName
 		s.flowPrefix = "__Secure-" + cfg.CookieName + "-flow-"
 	}
+	s.view, _ = cfg.Store.(viewer)
 	s.refresher, _ = cfg.Login.(refresher)
 	s.refreshStore, _ = cfg.Store.(refreshStore)
 	for _, o := range cfg.AllowedOrigins {
@@ -273,7 +275,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rs *reqState) {
 			return
 		}
 	}
-	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fw)))
+	rs.fw = fw
+	rt.proxy.ServeHTTP(w, r)
 }
 
 // identify fills fw with the identity headers and the minted token.
@@ -374,9 +377,8 @@ type reqState struct {
 	user          string
 	bearer        string // the client's bearer token, if any (never logged)
 	bearerPresent bool
+	fw            *forward // what Rewrite sets on the upstream request
 }
-
-type forwardKey struct{}
 
 // forward is what the Rewrite hook sets on the upstream request.
 type forward struct {

@@ -37,9 +37,6 @@ func (s *Server) session(r *http.Request) (*sessionstore.Session, sessionstore.T
 		start := time.Now()
 		err := s.cfg.Store.Touch(ctx, t, now)
 		s.cfg.Metrics.storeOp("touch", time.Since(start).Seconds(), err != nil && !errors.Is(err, sessionstore.ErrNotFound))
-		if err == nil {
-			sess.LastSeen = now
-		}
 	}
 	return sess, t, nil
 }
@@ -98,9 +95,23 @@ func (c *ticketCache) put(value string, t sessionstore.Ticket, now time.Time) {
 	c.mu.Unlock()
 }
 
+// viewer is a store with a copy-free read path (sessionstore.Memory and
+// Cached): the session it returns is shared and must not be modified.
+type viewer interface {
+	View(ctx context.Context, t sessionstore.Ticket) (*sessionstore.Session, error)
+}
+
+// load returns the request's session read-only: nothing on the request path
+// modifies a session (changes go through Save, Replace or Touch).
 func (s *Server) load(ctx context.Context, t sessionstore.Ticket) (*sessionstore.Session, error) {
 	start := time.Now()
-	sess, err := s.cfg.Store.Load(ctx, t)
+	var sess *sessionstore.Session
+	var err error
+	if s.view != nil {
+		sess, err = s.view.View(ctx, t)
+	} else {
+		sess, err = s.cfg.Store.Load(ctx, t)
+	}
 	notFound := errors.Is(err, sessionstore.ErrNotFound)
 	s.cfg.Metrics.storeOp("load", time.Since(start).Seconds(), err != nil && !notFound)
 	if notFound {

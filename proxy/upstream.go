@@ -47,6 +47,9 @@ func NewTransport(c TransportConfig) *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
+		// A proxy passes bodies through as they are: no Accept-Encoding of
+		// its own, no transparent decompression.
+		DisableCompression: true,
 	}
 }
 
@@ -68,7 +71,10 @@ func (s *Server) reverseProxy(rt *Route) *httputil.ReverseProxy {
 	target := rt.Upstream
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			fw, _ := pr.In.Context().Value(forwardKey{}).(*forward)
+			var fw *forward
+			if rs, ok := pr.In.Context().Value(reqStateKey{}).(*reqState); ok {
+				fw = rs.fw
+			}
 			s.rewrite(pr, target, fw)
 		},
 		Transport:  s.cfg.Transport,

@@ -153,14 +153,11 @@ func (c *Cached) Save(ctx context.Context, t Ticket, s *Session) error {
 // Load returns the session from the cache when it is fresh, else from Redis.
 func (c *Cached) Load(ctx context.Context, t Ticket) (*Session, error) {
 	now := c.now()
-	c.mu.RLock()
-	e := c.byID[t.ID]
-	c.mu.RUnlock()
-	if e != nil && now.Sub(e.fetched) < c.ttl && subtle.ConstantTimeCompare(e.key[:], t.Key[:]) == 1 {
-		if !now.Before(e.sess.ExpiresAt) {
+	if s, ok := c.fresh(t); ok {
+		if !now.Before(s.ExpiresAt) {
 			return nil, ErrNotFound
 		}
-		return e.sess.Clone(), nil
+		return s.Clone(), nil
 	}
 	s, err := c.store.Load(ctx, t)
 	if err != nil {
@@ -176,6 +173,18 @@ func (c *Cached) Load(ctx context.Context, t Ticket) (*Session, error) {
 	c.byHash[hash] = t.ID
 	c.mu.Unlock()
 	return s, nil
+}
+
+// fresh returns the cached session for t if it is within the TTL and was
+// loaded with the same key.
+func (c *Cached) fresh(t Ticket) (*Session, bool) {
+	c.mu.RLock()
+	e := c.byID[t.ID]
+	c.mu.RUnlock()
+	if e == nil || c.now().Sub(e.fetched) >= c.ttl || subtle.ConstantTimeCompare(e.key[:], t.Key[:]) != 1 {
+		return nil, false
+	}
+	return e.sess, true
 }
 
 // Touch records activity in Redis and in the cached copy.

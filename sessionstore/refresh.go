@@ -118,3 +118,32 @@ func (c *Cached) Replace(ctx context.Context, t Ticket, s *Session) error {
 func (c *Cached) TryLock(ctx context.Context, t Ticket, ttl time.Duration) (bool, error) {
 	return c.store.TryLock(ctx, t, ttl)
 }
+
+// View returns the stored session itself, without the copy Load makes, or
+// ErrNotFound like Load. The caller must not modify it or anything it
+// refers to: it is shared with the store and with other requests. For the
+// read-only hot path.
+func (m *Memory) View(_ context.Context, t Ticket) (*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.liveLocked(t)
+	if err != nil {
+		return nil, err
+	}
+	m.moveToFrontLocked(e)
+	return e.s, nil
+}
+
+// View returns the cached session itself when it is fresh (else it loads
+// from Redis, as Load does). The caller must not modify it or anything it
+// refers to. For the read-only hot path.
+func (c *Cached) View(ctx context.Context, t Ticket) (*Session, error) {
+	if s, ok := c.fresh(t); ok {
+		if !c.now().Before(s.ExpiresAt) {
+			return nil, ErrNotFound
+		}
+		return s, nil
+	}
+	s, err := c.Load(ctx, t)
+	return s, err
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/testredis"
 	"reflect"
 	"sync"
 	"testing"
@@ -472,5 +473,62 @@ func TestMemoryConformance(t *testing.T) {
 			t.Cleanup(func() { m.Close() })
 			return m
 		},
+	})
+}
+
+// viewer is implemented by stores with a copy-free read path.
+type viewer interface {
+	View(ctx context.Context, t Ticket) (*Session, error)
+}
+
+var (
+	_ viewer = (*Memory)(nil)
+	_ viewer = (*Cached)(nil)
+)
+
+// testView checks View agrees with Load: same session, same refusals.
+func testView(t *testing.T, s store) {
+	ctx := context.Background()
+	v := s.(viewer)
+	tk := mustTicket(t)
+	sess := fullSession(time.Now())
+	if _, err := v.View(ctx, tk); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("View of a missing session: %v", err)
+	}
+	if err := s.Save(ctx, tk, sess); err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.View(ctx, tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffSessions(got, sess); d != "" {
+		t.Errorf("View:\n%s", d)
+	}
+	wrong := tk
+	wrong.Key[0] ^= 1
+	if _, err := v.View(ctx, wrong); !errors.Is(err, ErrNotFound) {
+		t.Errorf("View with the wrong key: %v; want ErrNotFound", err)
+	}
+	if err := s.Delete(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.View(ctx, tk); !errors.Is(err, ErrNotFound) {
+		t.Errorf("View after Delete: %v; want ErrNotFound", err)
+	}
+}
+
+func TestView(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		m := NewMemory(MemoryConfig{})
+		t.Cleanup(func() { m.Close() })
+		testView(t, m)
+	})
+	t.Run("cached", func(t *testing.T) {
+		srv := testredis.Start(t, testredis.Options{})
+		c := NewCached(newRedisStore(t, srv, nil), CacheConfig{TTL: time.Minute})
+		t.Cleanup(func() { c.Close() })
+		<-c.subscribed
+		testView(t, c)
 	})
 }
