@@ -194,8 +194,41 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusMethodNotAllowed, "Use GET.")
 		return
 	}
-	redirectMode := r.URL.Query().Get("mode") == "redirect"
 	orig, err := s.original(r)
+	s.decide(w, r, orig, err, r.URL.Query().Get("mode") == "redirect", http.StatusAccepted)
+}
+
+// handleEnvoyAuth is the check for Envoy's ext_authz HTTP service, which
+// sends the original request's method, headers and path (appended to the
+// configured path_prefix, /oauth2/auth) and lets the request through only
+// on 200; any other answer goes to the client, so browser navigations get
+// the login redirect. Like the headers of handleAuth, the path is believed
+// only from a trusted proxy.
+func (s *Server) handleEnvoyAuth(w http.ResponseWriter, r *http.Request) {
+	var orig *originalRequest
+	var err error
+	if s.trustedPeer(r.RemoteAddr) {
+		suffix := strings.TrimPrefix(r.URL.EscapedPath(), s.prefix+"/auth")
+		raw := suffix
+		if r.URL.RawQuery != "" {
+			raw += "?" + r.URL.RawQuery
+		}
+		var u *url.URL
+		if u, err = parseOriginal(raw); err == nil {
+			u.Scheme, u.Host = "http", r.Host
+			if strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+				u.Scheme = "https"
+			}
+			orig = &originalRequest{method: r.Method, url: u}
+		}
+	}
+	s.decide(w, r, orig, err, true, http.StatusOK)
+}
+
+// decide answers a forward-auth check about orig (nil: no trustworthy
+// original request; origErr: a malformed one), with yes as status yes.
+func (s *Server) decide(w http.ResponseWriter, r *http.Request, orig *originalRequest, origErr error, redirectMode bool, yes int) {
+	err := origErr
 	if err != nil {
 		s.log.Info("forward-auth: malformed original request", "request_id", requestID(r))
 		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "Malformed original request.")
@@ -228,7 +261,7 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		// route's rules.
 		strict = ambiguousPath(orig.url.Path)
 		if rt.Public && !strict {
-			w.WriteHeader(http.StatusAccepted)
+			w.WriteHeader(yes)
 			return
 		}
 	}
@@ -292,7 +325,7 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	setIf(h, hdrEmail, fw.email)
 	setIf(h, hdrGroups, fw.groups)
 	setIf(h, hdrPreferredUsername, fw.preferredUsername)
-	w.WriteHeader(http.StatusAccepted)
+	w.WriteHeader(yes)
 }
 
 // redirectToLogin sends the browser to Gatehouse's login with the original

@@ -235,6 +235,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rs *reqState) {
 			h(w, r)
 			return
 		}
+		if strings.HasPrefix(rest, "/auth/") {
+			s.handleEnvoyAuth(w, r)
+			return
+		}
 		s.fail(w, r, http.StatusNotFound, "Not found.")
 		return
 	}
