@@ -212,14 +212,7 @@ func TestRedisOutage(t *testing.T) {
 	c := e.Browser()
 	e.Login(c, "/", "alice", "alice-pw")
 	ck := e.SessionCookie(c, "gatehouse")
-	get := func() int {
-		req, _ := http.NewRequest("GET", e.URL+"/x", nil)
-		req.AddCookie(ck)
-		req.Header.Set("Accept", "application/json")
-		resp := e.Do(req)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	get := func() int { return e.APIStatus("/x", ck) }
 	e.Redis.Stop()
 	if code := get(); code != http.StatusServiceUnavailable {
 		t.Errorf("with Redis down got %d; want 503", code)
@@ -293,14 +286,7 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 	c := a.Browser()
 	a.Login(c, "/", "alice", "alice-pw")
 	ck := a.SessionCookie(c, "gatehouse")
-	onB := func() int {
-		req, _ := http.NewRequest("GET", b.URL+"/x", nil)
-		req.AddCookie(ck)
-		req.Header.Set("Accept", "application/json")
-		resp := b.Do(req)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	onB := func() int { return b.APIStatus("/x", ck) }
 	if code := onB(); code != 200 {
 		t.Fatalf("session from A on B got %d; want 200 (shared Redis)", code)
 	}

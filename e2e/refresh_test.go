@@ -49,14 +49,7 @@ func TestRefreshOnceUnderConcurrency(t *testing.T) {
 	c := e.Browser()
 	e.Login(c, "/", "alice", "alice-pw")
 	ck := e.SessionCookie(c, "gatehouse")
-	get := func() int {
-		req, _ := http.NewRequest("GET", e.URL+"/x", nil)
-		req.AddCookie(ck)
-		req.Header.Set("Accept", "application/json")
-		resp := e.Do(req)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	get := func() int { return e.APIStatus("/x", ck) }
 	time.Sleep(1500 * time.Millisecond) // let the token become due
 	var wg sync.WaitGroup
 	for range 20 {
@@ -89,14 +82,7 @@ func TestRefreshEndsRevokedSession(t *testing.T) {
 	e.Login(c, "/", "alice", "alice-pw")
 	e.IDP.RevokeAll()
 	time.Sleep(4500 * time.Millisecond) // let the token become due
-	status := func() int {
-		req, _ := http.NewRequest("GET", e.URL+"/x", nil)
-		req.AddCookie(e.SessionCookie(c, "gatehouse"))
-		req.Header.Set("Accept", "application/json")
-		resp := e.Do(req)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	status := func() int { return e.APIStatus("/x", e.SessionCookie(c, "gatehouse")) }
 	status() // starts the refresh; answered with the session as it is
 	waitFor(t, "the session to end", func() bool { return status() == http.StatusUnauthorized })
 	if n := refreshes(t, e, "revoked"); n != 1 || refreshes(t, e, "success") != 0 {

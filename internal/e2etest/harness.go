@@ -467,3 +467,15 @@ func (e *Env) NativeLogin(user, password string, scopes ...string) *oauth2.Token
 	}
 	return tok
 }
+
+// APIStatus sends an API-style GET (Accept: application/json) for path
+// with the session cookie ck and returns the status code.
+func (e *Env) APIStatus(path string, ck *http.Cookie) int {
+	e.t.Helper()
+	req, _ := http.NewRequest("GET", e.URL+path, nil)
+	req.AddCookie(ck)
+	req.Header.Set("Accept", "application/json")
+	resp := e.Do(req)
+	resp.Body.Close()
+	return resp.StatusCode
+}
