@@ -315,16 +315,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, orig *originalRe
 		writeJSONError(w, http.StatusInternalServerError, "error", "Internal error.")
 		return
 	}
-	h := w.Header()
-	if s.cfg.TokenScheme != "" {
-		h.Set(s.cfg.TokenHeader, s.cfg.TokenScheme+" "+fw.token)
-	} else {
-		h.Set(s.cfg.TokenHeader, fw.token)
-	}
-	h.Set(hdrUser, fw.user)
-	setIf(h, hdrEmail, fw.email)
-	setIf(h, hdrGroups, fw.groups)
-	setIf(h, hdrPreferredUsername, fw.preferredUsername)
+	s.setIdentity(w.Header(), fw)
 	w.WriteHeader(yes)
 }
 

@@ -135,18 +135,23 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL, fw *forward
 	if rs, ok := pr.In.Context().Value(reqStateKey{}).(*reqState); ok {
 		out.Header.Set("X-Request-Id", rs.id)
 	}
-	if fw == nil || !fw.authenticated {
-		return
+	if fw != nil && fw.authenticated {
+		s.setIdentity(out.Header, fw)
 	}
+}
+
+// setIdentity sets the minted token and the identity headers: on the
+// upstream request, or on a forward-auth answer for the ingress to copy.
+func (s *Server) setIdentity(h http.Header, fw *forward) {
 	if s.cfg.TokenScheme != "" {
-		out.Header.Set(s.cfg.TokenHeader, s.cfg.TokenScheme+" "+fw.token)
+		h.Set(s.cfg.TokenHeader, s.cfg.TokenScheme+" "+fw.token)
 	} else {
-		out.Header.Set(s.cfg.TokenHeader, fw.token)
+		h.Set(s.cfg.TokenHeader, fw.token)
 	}
-	out.Header.Set(hdrUser, fw.user)
-	setIf(out.Header, hdrEmail, fw.email)
-	setIf(out.Header, hdrGroups, fw.groups)
-	setIf(out.Header, hdrPreferredUsername, fw.preferredUsername)
+	h.Set(hdrUser, fw.user)
+	setIf(h, hdrEmail, fw.email)
+	setIf(h, hdrGroups, fw.groups)
+	setIf(h, hdrPreferredUsername, fw.preferredUsername)
 }
 
 func setIf(h http.Header, k, v string) {
