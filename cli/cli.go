@@ -29,15 +29,17 @@ var Version = ""
 const usage = `Usage: gatehouse [command] [flags]
 
 Commands:
-  serve            run the proxy (default)             --config FILE
+  serve            run the proxy (default)             --config FILE [--set key=value ...]
   demo             run proxy + dev OpenID provider + echo upstream on 127.0.0.1   [--listen ADDR]
-  config check     validate the configuration, list every problem   --config FILE [--print]
+  config check     validate the configuration, list every problem   --config FILE [--set key=value ...] [--print]
   keys generate    write a PEM signing key              [--alg ES256|EdDSA|RS256] [--out FILE]
   healthcheck      probe a running instance's /healthz  [--url URL | --config FILE]
   version          print the version
 
 Every configuration key can be set by an environment variable GATEHOUSE_<KEY>,
-e.g. GATEHOUSE_OIDC_CLIENT_SECRET for oidc.client_secret.
+e.g. GATEHOUSE_OIDC_CLIENT_SECRET for oidc.client_secret, or on the command line
+with --set key=value (e.g. --set session.store=redis); the command line wins over
+the environment, which wins over the file. Lists are comma-separated.
 `
 
 // Run executes the command line args (args[0] is the program name).
@@ -90,6 +92,36 @@ func newFlags(name string) *flag.FlagSet {
 	return fs
 }
 
+// setFlags collects repeated --set key=value overrides.
+type setFlags map[string]string
+
+func (s setFlags) String() string { return "" }
+
+// Set records one override as the environment variable of its key, so it
+// takes the same path (and the same parsing) as the environment.
+func (s setFlags) Set(kv string) error {
+	key, value, ok := strings.Cut(kv, "=")
+	if !ok {
+		return fmt.Errorf("--set %q: want key=value", kv)
+	}
+	env, known := config.EnvName(strings.TrimSpace(key))
+	if !known {
+		return fmt.Errorf("--set %s: unknown configuration key (routes come only from the file)", key)
+	}
+	s[env] = value
+	return nil
+}
+
+// over returns getenv with the overrides in front.
+func (s setFlags) over(getenv func(string) string) func(string) string {
+	return func(k string) string {
+		if v, ok := s[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}
+}
+
 // load reads and validates the configuration.
 func load(path string, getenv func(string) string) (*config.Config, error) {
 	if path == "" {
@@ -108,10 +140,12 @@ func load(path string, getenv func(string) string) (*config.Config, error) {
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := newFlags("serve")
 	path := fs.String("config", "", "configuration file (YAML); env GATEHOUSE_CONFIG")
+	sets := setFlags{}
+	fs.Var(sets, "set", "key=value override, repeatable")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := load(*path, getenv)
+	cfg, err := load(*path, sets.over(getenv))
 	if err != nil {
 		return err
 	}
@@ -144,10 +178,12 @@ func configCheck(args []string, getenv func(string) string, stdout io.Writer) er
 	fs := newFlags("config check")
 	path := fs.String("config", "", "configuration file (YAML)")
 	print := fs.Bool("print", false, "print the effective configuration, secrets redacted")
+	sets := setFlags{}
+	fs.Var(sets, "set", "key=value override, repeatable")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := load(*path, getenv)
+	cfg, err := load(*path, sets.over(getenv))
 	if err != nil {
 		return err
 	}

@@ -119,3 +119,34 @@ func TestHealthcheckFailsWhenNothingListens(t *testing.T) {
 		t.Error("healthcheck succeeded against a closed port")
 	}
 }
+
+// TestSetFlags: --set overrides the environment, which overrides the file;
+// an unknown key is refused by name.
+func TestSetFlags(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(`
+public_url: https://app.example.com
+oidc: {issuer: https://idp.example.com, client_id: gatehouse, client_secret: from-file}
+upstream: http://127.0.0.1:8000
+session: {store: memory}
+`), 0o600)
+	env := map[string]string{
+		"GATEHOUSE_COOKIE_SECRETS": "cookie-secret-0123456789abcdef0123456789",
+		"GATEHOUSE_SESSION_STORE":  "postgres", // invalid unless --set wins
+	}
+	out, err := run(t, env, "config", "check", "--config", path, "--print",
+		"--set", "session.store=redis", "--set", "redis.addrs=127.0.0.1:6379,127.0.0.1:6380")
+	if err != nil {
+		t.Fatalf("config check with --set: %v", err)
+	}
+	if !strings.Contains(out, "store: redis") || !strings.Contains(out, "127.0.0.1:6380") {
+		t.Errorf("--set did not take effect:\n%s", out)
+	}
+	if _, err := run(t, env, "config", "check", "--config", path, "--set", "sesion.store=redis"); err == nil || !strings.Contains(err.Error(), "sesion.store") {
+		t.Errorf("got %v; want an error naming sesion.store", err)
+	}
+	if _, err := run(t, env, "config", "check", "--config", path, "--set", "no-equals"); err == nil {
+		t.Error("--set without = accepted")
+	}
+}

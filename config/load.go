@@ -554,3 +554,16 @@ func openRegular(path string) (*os.File, error) {
 	}
 	return os.Open(path)
 }
+
+// EnvName returns the environment variable that sets the dotted key
+// ("session.store" → GATEHOUSE_SESSION_STORE), and false for a key that does
+// not exist or cannot be set that way (routes). Command-line overrides use
+// it to feed the same path as the environment.
+func EnvName(key string) (string, bool) {
+	for _, l := range leaves {
+		if l.key == key {
+			return l.env, true
+		}
+	}
+	return "", false
+}

@@ -497,3 +497,20 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+func TestEnvName(t *testing.T) {
+	for key, want := range map[string]string{
+		"session.store":      "GATEHOUSE_SESSION_STORE",
+		"oidc.client_secret": "GATEHOUSE_OIDC_CLIENT_SECRET",
+		"public_url":         "GATEHOUSE_PUBLIC_URL",
+		"redis.addrs":        "GATEHOUSE_REDIS_ADDRS",
+		"routes":             "",
+		"session.nope":       "",
+		"":                   "",
+	} {
+		got, ok := EnvName(key)
+		if got != want || ok != (want != "") {
+			t.Errorf("EnvName(%q) = %q, %v; want %q", key, got, ok, want)
+		}
+	}
+}
