@@ -186,7 +186,7 @@ func (r *Redis) Save(ctx context.Context, t Ticket, s *Session) error {
 	if err != nil {
 		return fmt.Errorf("sessionstore: redis save: %w", err)
 	}
-	return nil
+	return r.index(ctx, h, s, ttl)
 }
 
 // sealed encrypts the session record and its LastSeen for storage under h.

@@ -103,12 +103,24 @@ func TestRedisAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("KEYS: %v", err)
 	}
-	if len(keys) != 1 {
-		t.Fatalf("keys after one Save = %q; want exactly one", keys)
+	// The session, and the two revocation indexes (by subject, by provider sid).
+	if len(keys) != 3 {
+		t.Fatalf("keys after one Save = %q; want the session and two index keys", keys)
 	}
-	key := keys[0]
-	if want := regexp.MustCompile(`^` + r.prefix + `:s:\{[0-9a-f]{64}\}$`); !want.MatchString(key) {
-		t.Errorf("key = %q; want %v", key, want)
+	var key string
+	var indexes []string
+	for _, k := range keys {
+		switch {
+		case regexp.MustCompile(`^` + r.prefix + `:s:\{[0-9a-f]{64}\}$`).MatchString(k):
+			key = k
+		case regexp.MustCompile(`^` + r.prefix + `:[up]:\{[0-9a-f]{64}\}$`).MatchString(k):
+			indexes = append(indexes, k)
+		default:
+			t.Errorf("unexpected key %q", k)
+		}
+	}
+	if key == "" || len(indexes) != 2 {
+		t.Fatalf("keys = %q; want one session key and two index keys", keys)
 	}
 
 	secrets := map[string][]byte{
@@ -138,9 +150,19 @@ func TestRedisAtRest(t *testing.T) {
 	if len(fields) == 0 {
 		t.Fatal("HGETALL returned no fields; want the stored session")
 	}
+	var members []string
+	for _, ix := range indexes {
+		m, err := raw.SMembers(ctx, ix).Result()
+		if err != nil || len(m) != 1 || r.key(m[0]) != key {
+			t.Errorf("index %s = %q, %v; want the session's store hash", ix, m, err)
+		}
+		members = append(members, m...)
+	}
 	for what, secret := range secrets {
-		if strings.Contains(key, string(secret)) {
-			t.Errorf("key %q contains the %s", key, what)
+		for _, k := range append(append([]string{key}, indexes...), members...) {
+			if strings.Contains(k, string(secret)) {
+				t.Errorf("key or index entry %q contains the %s", k, what)
+			}
 		}
 		for f, v := range fields {
 			if bytes.Contains([]byte(f+v), secret) {

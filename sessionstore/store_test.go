@@ -19,6 +19,8 @@ type store interface {
 	Delete(ctx context.Context, t Ticket) error
 	Replace(ctx context.Context, t Ticket, s *Session) error
 	TryLock(ctx context.Context, t Ticket, ttl time.Duration) (bool, error)
+	DeleteBySubject(ctx context.Context, subject string) (int, error)
+	DeleteByProviderSID(ctx context.Context, sid string) (int, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -158,6 +160,37 @@ func testStore(t *testing.T, h harness) {
 		}
 		if _, err := s.Load(ctx, tk); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Replace after Delete resurrected the session: %v", err)
+		}
+	})
+
+	t.Run("revoke by provider sid and by subject", func(t *testing.T) {
+		clock := newFakeClock()
+		s := h.newStore(t, clock.Now)
+		mk := func(sub, sid string) Ticket {
+			tk := mustTicket(t)
+			sess := fullSession(clock.Now())
+			sess.Subject, sess.ProviderSID = sub, sid
+			if err := s.Save(ctx, tk, sess); err != nil {
+				t.Fatal(err)
+			}
+			return tk
+		}
+		laptop, phone, other := mk("alice", "sid-laptop"), mk("alice", "sid-phone"), mk("bob", "sid-bob")
+		alive := func(tk Ticket) bool { _, err := s.Load(ctx, tk); return err == nil }
+		if n, err := s.DeleteByProviderSID(ctx, "sid-laptop"); err != nil || n != 1 {
+			t.Fatalf("DeleteByProviderSID = %d, %v; want 1", n, err)
+		}
+		if alive(laptop) || !alive(phone) || !alive(other) {
+			t.Fatalf("after back-channel logout of one login: laptop %v, phone %v, bob %v; want false, true, true", alive(laptop), alive(phone), alive(other))
+		}
+		if n, err := s.DeleteBySubject(ctx, "alice"); err != nil || n < 1 {
+			t.Fatalf("DeleteBySubject = %d, %v; want at least 1", n, err)
+		}
+		if alive(phone) || !alive(other) {
+			t.Fatalf("after sign-out everywhere: phone %v, bob %v; want false, true", alive(phone), alive(other))
+		}
+		if n, err := s.DeleteBySubject(ctx, "nobody"); err != nil || n != 0 {
+			t.Errorf("DeleteBySubject(nobody) = %d, %v; want 0", n, err)
 		}
 	})
 
