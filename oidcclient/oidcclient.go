@@ -429,3 +429,29 @@ func tokenType(raw string) string {
 	_ = json.Unmarshal(b, &h)
 	return strings.ToLower(h.Typ)
 }
+
+// Logout is a verified OpenID Connect Back-Channel Logout token.
+type Logout struct {
+	Subject string // may be empty when SessionID is set
+	// SessionID is the provider's sid: the one login to end. Empty means
+	// every session of Subject.
+	SessionID string
+}
+
+// VerifyLogout verifies a back-channel logout token: the provider's keys and
+// algorithms, issuer, audience (our client id), the logout event, no nonce,
+// and at least one of sub and sid.
+func (c *Client) VerifyLogout(ctx context.Context, raw string) (*Logout, error) {
+	d, err := c.ready()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := d.verifier.VerifyLogout(oidc.ClientContext(ctx, c.cfg.HTTPClient), raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if tok.Subject == "" && tok.SessionID == "" {
+		return nil, fmt.Errorf("%w: logout token names neither sub nor sid", ErrInvalidToken)
+	}
+	return &Logout{Subject: tok.Subject, SessionID: tok.SessionID}, nil
+}

@@ -174,6 +174,8 @@ func New(cfg Config) (*Server, error) {
 		"/userinfo":  s.handleUserinfo,
 		"/jwks.json": s.handleJWKS,
 		"/auth":      s.handleAuth,
+
+		"/backchannel_logout": s.handleBackchannelLogout,
 	}
 	return s, nil
 }

@@ -182,6 +182,7 @@ func Start(t testing.TB, o Options) *Env {
 			ID: ClientID, Secret: ClientSecret,
 			RedirectURIs:           []string{public + "/oauth2/callback"},
 			PostLogoutRedirectURIs: []string{public + "/"},
+			BackchannelLogoutURI:   public + "/oauth2/backchannel_logout",
 		}, {
 			ID: NativeClientID, RedirectURIs: []string{NativeRedirectURI},
 		}},
