@@ -3,15 +3,12 @@ package e2e
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/app"
-	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/devidp"
 	"github.com/gatehouse/gatehouse/internal/e2etest"
 )
@@ -59,20 +56,7 @@ func TestProviderLateDiscovery(t *testing.T) {
 		"GATEHOUSE_COOKIE_SECRETS": e2etest.CookieSecret, "GATEHOUSE_COOKIE_SECURE": "false", "GATEHOUSE_UPSTREAM": up.URL,
 		"GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT": "2s",
 	}
-	cfg, err := config.Load("", func(k string) string { return vars[k] })
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, slog.New(slog.DiscardHandler), app.Options{Listener: ln})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Listen(); err != nil {
-		t.Fatal(err)
-	}
+	a := e2etest.NewApp(t, vars, nil, ln)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()

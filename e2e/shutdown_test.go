@@ -2,16 +2,15 @@ package e2e
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/internal/e2etest"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/app"
+	"github.com/gatehouse/gatehouse/internal/e2etest"
+
 	"github.com/gatehouse/gatehouse/config"
 )
 
@@ -61,18 +60,7 @@ func TestShutdownDrains(t *testing.T) {
 		"GATEHOUSE_COOKIE_SECRETS": e2etest.CookieSecret, "GATEHOUSE_COOKIE_SECURE": "false", "GATEHOUSE_UPSTREAM": up.URL,
 		"GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT": "10s",
 	}
-	cfg, err := config.Load("", func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Routes = []config.Route{{Name: "hold", PathPrefix: "/", Upstream: up.URL, Public: true}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, slog.New(slog.DiscardHandler), app.Options{Listener: ln})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := e2etest.NewApp(t, vars, []config.Route{{Name: "hold", PathPrefix: "/", Upstream: up.URL, Public: true}}, ln)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()

@@ -480,3 +480,28 @@ func (e *Env) APIStatus(path string, ck *http.Cookie) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// NewApp builds and binds a Gatehouse from GATEHOUSE_* variables (and, when
+// routes is not nil, these routes), on ln, for tests that drive Run
+// themselves. Logs are discarded.
+func NewApp(t testing.TB, vars map[string]string, routes []config.Route, ln net.Listener) *app.App {
+	t.Helper()
+	cfg, err := config.Load("", func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if routes != nil {
+		cfg.Routes = routes
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, slog.New(slog.DiscardHandler), app.Options{Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
