@@ -332,23 +332,6 @@ func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, orig *o
 	http.Redirect(w, r, start, http.StatusFound)
 }
 
-// ambiguousPath reports whether an upstream may serve another path than
-// the normalized form of decoded (a percent-decoded original path): dot
-// segments, which servers resolve before or after decoding or not at all,
-// and a '?' or '#' that was percent-encoded, at which some servers cut
-// the path ("/admin%23/../public/" is "/public/" normalized, "/admin" cut).
-func ambiguousPath(decoded string) bool {
-	if strings.ContainsAny(decoded, "?#") {
-		return true
-	}
-	for seg := range strings.SplitSeq(decoded, "/") {
-		if seg == "." || seg == ".." {
-			return true
-		}
-	}
-	return false
-}
-
 // wantsHTMLMethod is wantsHTML for a given method (forward-auth judges the
 // original request's method).
 func wantsHTMLMethod(r *http.Request, method string) bool {

@@ -2,10 +2,35 @@ package proxy
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 )
 
 var errBadPath = errors.New("path contains a control character, a backslash or is not absolute")
+
+// requestPath is a request path as Gatehouse decides on it. Routing,
+// public/private decisions and forwarding all use clean, so what was
+// decided on is exactly what the upstream receives.
+type requestPath struct {
+	// clean is the normalized path: dot segments resolved, repeated
+	// slashes collapsed, a trailing slash kept.
+	clean string
+	// ambiguous: an upstream may read the path as the client sent it
+	// differently from clean (dot segments, an encoded '?' or '#'). Such a
+	// request is never public and must pass every route's rules.
+	ambiguous bool
+}
+
+// readPath reads the path of u (a request URL or an ingress's original
+// URL). An error means a path no upstream can be trusted to read as
+// Gatehouse does; it is answered with 400 (401 in forward-auth).
+func readPath(u *url.URL) (requestPath, error) {
+	p, err := normalizePath(u.Path)
+	if err != nil {
+		return requestPath{}, err
+	}
+	return requestPath{clean: p, ambiguous: ambiguousPath(u.Path)}, nil
+}
 
 // normalizePath returns the path every routing decision is made on, and that
 // is then forwarded, so an encoded or dotted path cannot reach a protected
@@ -52,4 +77,21 @@ func normalizePath(decoded string) (string, error) {
 		p += "/"
 	}
 	return p, nil
+}
+
+// ambiguousPath reports whether an upstream may serve another path than
+// the normalized form of decoded (a percent-decoded original path): dot
+// segments, which servers resolve before or after decoding or not at all,
+// and a '?' or '#' that was percent-encoded, at which some servers cut
+// the path ("/admin%23/../public/" is "/public/" normalized, "/admin" cut).
+func ambiguousPath(decoded string) bool {
+	if strings.ContainsAny(decoded, "?#") {
+		return true
+	}
+	for seg := range strings.SplitSeq(decoded, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
