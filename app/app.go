@@ -17,6 +17,8 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -66,12 +68,15 @@ type Options struct {
 	// Listener, if set, is used instead of binding the listen key (tests
 	// and the demo learn the address before the app is built).
 	Listener net.Listener
+	// Version is the release this binary is, for gatehouse_build_info
+	// (the command line's version). Empty = "unknown".
+	Version string
 }
 
 // New builds an App from a validated configuration. It does not listen yet.
 func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ln: opts.Listener}
-	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo(opts.Version))
 
 	pub, err := url.Parse(cfg.PublicURL)
 	if err != nil {
@@ -411,6 +416,34 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	return runErr
 }
+
+// buildInfo is gatehouse_build_info: 1, labelled with what is running, so
+// dashboards can show versions side by side during a rollout and join them
+// onto other series.
+func buildInfo(version string) prometheus.Collector {
+	if version == "" {
+		version = "unknown"
+	}
+	revision, goVersion := "unknown", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "gatehouse_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion, "revision": revision},
+	})
+	g.Set(1)
+	return g
+}
+
+// Registry is the Prometheus registry /metrics serves, for tests that list
+// every series Gatehouse registers, including those with no samples yet.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
 
 type redisLogger struct{ log *slog.Logger }
 
