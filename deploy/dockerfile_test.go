@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	pathpkg "path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -26,12 +27,13 @@ type instruction struct {
 // stage is a build stage: FROM up to the next FROM.
 type stage struct {
 	image, name string
+	platform    string // FROM --platform=..., unexpanded
 	body        []instruction
 }
 
 // parseDockerfile splits a Dockerfile into stages. It understands what
 // Gatehouse's Dockerfile uses: comments, blank lines, backslash line
-// continuations and FROM image [AS name].
+// continuations and FROM [--platform=P] image [AS name].
 func parseDockerfile(path string) ([]stage, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -63,11 +65,18 @@ func parseDockerfile(path string) ([]stage, error) {
 		in := instruction{cmd: strings.ToUpper(cmd), args: strings.TrimSpace(args), line: start}
 		if in.cmd == "FROM" {
 			f := strings.Fields(in.args)
-			s := stage{image: f[0]}
+			var platform string
+			if len(f) > 0 && strings.HasPrefix(f[0], "--platform=") {
+				platform, f = strings.TrimPrefix(f[0], "--platform="), f[1:]
+			}
+			if len(f) == 0 || strings.HasPrefix(f[0], "--") {
+				return nil, fmt.Errorf("%s:%d: FROM %s: want [--platform=P] image [AS name]", path, start, in.args)
+			}
+			s := stage{image: f[0], platform: platform}
 			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
 				s.name = f[2]
 			} else if len(f) != 1 {
-				return nil, fmt.Errorf("%s:%d: FROM %s: want image [AS name]", path, start, in.args)
+				return nil, fmt.Errorf("%s:%d: FROM %s: want [--platform=P] image [AS name]", path, start, in.args)
 			}
 			stages = append(stages, s)
 			continue
@@ -245,8 +254,11 @@ func builderCommand(stages []stage, buildArgs map[string]string) (buildCommand, 
 	builder := stages[i]
 	vars := map[string]string{}
 	for _, in := range builder.all("ARG") {
-		name, def, _ := strings.Cut(in.args, "=")
-		vars[name] = def
+		// ARG a[=default] [b[=default] ...]; defaults here never hold blanks.
+		for _, decl := range strings.Fields(in.args) {
+			name, def, _ := strings.Cut(decl, "=")
+			vars[name] = def
+		}
 	}
 	for k, v := range buildArgs {
 		if _, ok := vars[k]; !ok {
@@ -284,15 +296,16 @@ func builderCommand(stages []stage, buildArgs map[string]string) (buildCommand, 
 }
 
 // dockerfileBuild runs the Dockerfile's go build command, as its builder
-// stage would with --build-arg VERSION=version: in a copy of the build
-// context (root less what .dockerignore excludes), writing the binary into
-// outDir instead of the image's path. It returns the binary's path.
-func dockerfileBuild(root, outDir, version string) (string, error) {
+// stage would with --build-arg VERSION=version for the platform
+// linux/<goarch> (BuildKit's TARGETOS and TARGETARCH): in a copy of the
+// build context (root less what .dockerignore excludes), writing the binary
+// into outDir instead of the image's path. It returns the binary's path.
+func dockerfileBuild(root, outDir, version, goarch string) (string, error) {
 	stages, err := parseDockerfile(filepath.Join(root, "Dockerfile"))
 	if err != nil {
 		return "", err
 	}
-	bc, _, err := builderCommand(stages, map[string]string{"VERSION": version})
+	bc, _, err := builderCommand(stages, map[string]string{"VERSION": version, "TARGETOS": "linux", "TARGETARCH": goarch})
 	if err != nil {
 		return "", err
 	}
@@ -540,11 +553,71 @@ var imageCmd = []string{"serve", "--config", "/etc/gatehouse/config.yaml"}
 // version stamped through the VERSION build argument.
 func TestDockerfileBuildIsStatic(t *testing.T) {
 	bin := gatehouseBinary(t)
+	checkStaticBinary(t, bin, runtime.GOARCH)
+
+	out, err := runGatehouse(t, "version")
+	if err != nil {
+		t.Fatalf("gatehouse version: %v\n%s", err, out)
+	}
+	if got, want := out, "gatehouse "+testVersion+"\n"; got != want {
+		t.Errorf("gatehouse version printed %q; want %q", got, want)
+	}
+}
+
+// TestDockerfileMultiArch: the build stage runs on the build machine's
+// platform and cross-compiles for the target's, so one docker buildx build
+// --platform linux/amd64,linux/arm64 makes both images without emulation.
+// The test runs the Dockerfile's command as BuildKit would for linux/arm64
+// (or amd64 on an arm64 machine) and checks the binary is for that machine.
+func TestDockerfileMultiArch(t *testing.T) {
+	stages, err := parseDockerfile(filepath.Join(repoRoot(t), "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, builder, err := builderCommand(stages, map[string]string{"TARGETOS": "linux", "TARGETARCH": "riscv64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if builder.platform != "$BUILDPLATFORM" {
+		t.Errorf("build stage FROM --platform=%q; want $BUILDPLATFORM, so it compiles natively instead of under emulation", builder.platform)
+	}
+	for _, want := range []string{"GOOS=linux", "GOARCH=riscv64", "CGO_ENABLED=0"} {
+		if !slices.Contains(bc.env, want) {
+			t.Errorf("go build environment %q lacks %s: the build must follow TARGETOS and TARGETARCH", bc.env, want)
+		}
+	}
+	if final := stages[len(stages)-1]; final.platform != "" {
+		t.Errorf("final stage FROM --platform=%s; want none, so it is the target's platform", final.platform)
+	}
+
+	other := "arm64"
+	if runtime.GOARCH == "arm64" {
+		other = "amd64"
+	}
+	bin, err := dockerfileBuild(repoRoot(t), filepath.Join(workDir, "bin-"+other), testVersion, other)
+	if err != nil {
+		t.Fatalf("building gatehouse for linux/%s with the Dockerfile's command: %v", other, err)
+	}
+	checkStaticBinary(t, bin, other)
+}
+
+// elfMachines maps GOARCH to the ELF machine its binaries declare.
+var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+// checkStaticBinary checks that bin is a static, stripped, trimmed linux
+// binary of gatehouse for goarch.
+func checkStaticBinary(t *testing.T, bin, goarch string) {
+	t.Helper()
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if want, ok := elfMachines[goarch]; !ok {
+		t.Fatalf("no ELF machine known for GOARCH %s", goarch)
+	} else if f.Machine != want {
+		t.Errorf("%s: ELF machine %v; want %v (GOARCH %s)", bin, f.Machine, want, goarch)
+	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
 			t.Errorf("program header %v present; want a static binary (is CGO_ENABLED=0 set?)", p.Type)
@@ -570,20 +643,12 @@ func TestDockerfileBuildIsStatic(t *testing.T) {
 	for _, s := range bi.Settings {
 		settings[s.Key] = s.Value
 	}
-	for k, want := range map[string]string{"CGO_ENABLED": "0", "-trimpath": "true"} {
+	for k, want := range map[string]string{"CGO_ENABLED": "0", "-trimpath": "true", "GOOS": "linux", "GOARCH": goarch} {
 		if got := settings[k]; got != want {
 			t.Errorf("build setting %s = %q; want %q", k, got, want)
 		}
 	}
 	if got, want := bi.Main.Path, "github.com/gatehouse/gatehouse"; got != want {
 		t.Errorf("main module %q; want %q", got, want)
-	}
-
-	out, err := runGatehouse(t, "version")
-	if err != nil {
-		t.Fatalf("gatehouse version: %v\n%s", err, out)
-	}
-	if got, want := out, "gatehouse "+testVersion+"\n"; got != want {
-		t.Errorf("gatehouse version printed %q; want %q", got, want)
 	}
 }

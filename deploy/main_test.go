@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -55,7 +56,7 @@ func gatehouseBinary(t testing.TB) string {
 	t.Helper()
 	b := &gatehouseBuild
 	b.once.Do(func() {
-		b.path, b.err = dockerfileBuild(repoRoot(t), filepath.Join(workDir, "bin"), testVersion)
+		b.path, b.err = dockerfileBuild(repoRoot(t), filepath.Join(workDir, "bin"), testVersion, runtime.GOARCH)
 	})
 	if b.err != nil {
 		t.Fatalf("building gatehouse with the Dockerfile's command: %v", b.err)
