@@ -12,26 +12,26 @@ demo:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o gatehouse .
 
-## test: install what the tests need, then lint and run the whole suite with the race detector.
+## test: install what the tests need, then lint, run the whole suite with the race detector,
+## and run every fuzz target for TEST_FUZZTIME (default 3s) so the corpus keeps being exercised.
+TEST_FUZZTIME ?= 3s
 test:
 	./scripts/install-deps.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	GO=$(GO) FUZZTIME=$(TEST_FUZZTIME) ./scripts/fuzz.sh
 
 ## test-quick: the fast loop (needs redis-server on PATH).
 test-quick:
 	$(GO) test ./...
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s).
+## fuzz: run every fuzz target of every package for FUZZTIME (default 30s), report each,
+## fail at the end if any failed (scripts/fuzz.sh).
 FUZZTIME ?= 30s
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 IMAGE ?= ghcr.io/gatehouse/gatehouse
 ## docker: build the container image, version stamped from git.
