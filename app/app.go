@@ -43,6 +43,15 @@ type store interface {
 	Close() error
 }
 
+// Every store offers everything the proxy relies on: a store or wrapper
+// that lacked a capability would not compile here, rather than switch a
+// feature off at run time.
+var (
+	_ store = (*sessionstore.Memory)(nil)
+	_ store = (*sessionstore.Redis)(nil)
+	_ store = (*sessionstore.Cached)(nil)
+)
+
 // App is one Gatehouse instance.
 type App struct {
 	cfg     *config.Config
@@ -151,27 +160,22 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.handler, err = proxy.New(proxy.Config{
-		PublicURL:      pub,
-		CookieName:     cfg.Cookie.Name,
-		Secure:         cfg.Cookie.Secure,
-		Codec:          codec,
-		FlowCodec:      flowCodec,
-		Store:          a.store,
-		Minter:         a.minter,
-		Bearer:         bearer,
-		JWKS:           a.minter.JWKSHandler(),
-		Login:          a.login,
-		Redirects:      policy,
+		PublicURL: pub,
+		Cookie:    proxy.CookieConfig{Name: cfg.Cookie.Name, Secure: cfg.Cookie.Secure, Codec: codec, FlowCodec: flowCodec},
+		Session:   proxy.SessionConfig{Store: a.store, IdleTimeout: cfg.Session.IdleTimeout, MaxLifetime: cfg.Session.MaxLifetime},
+		Token:     proxy.TokenConfig{Minter: a.minter, JWKS: a.minter.JWKSHandler(), Header: cfg.Token.Header, Scheme: cfg.Token.Scheme},
+		Login: proxy.LoginConfig{
+			Client: a.login, ClientID: cfg.OIDC.ClientID, ProviderLogout: cfg.OIDC.ProviderLogout,
+			Bearer: bearer, Redirects: policy,
+		},
+		Policy: proxy.Policy{
+			EmailDomains:         cfg.Authorization.EmailDomains,
+			AllowedEmails:        cfg.Authorization.AllowedEmails,
+			AllowedGroups:        cfg.Authorization.AllowedGroups,
+			RequireVerifiedEmail: cfg.Authorization.RequireVerifiedEmail,
+			AllowedOrigins:       cfg.AllowedOrigins,
+		},
 		Routes:         routes,
-		IdleTimeout:    cfg.Session.IdleTimeout,
-		MaxLifetime:    cfg.Session.MaxLifetime,
-		TokenHeader:    cfg.Token.Header,
-		TokenScheme:    cfg.Token.Scheme,
-		ClientID:       cfg.OIDC.ClientID,
-		ProviderLogout: cfg.OIDC.ProviderLogout,
-		EmailDomains:   cfg.Authorization.EmailDomains,
-		AllowedGroups:  cfg.Authorization.AllowedGroups,
-		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: trusted,
 		Transport: proxy.NewTransport(proxy.TransportConfig{
 			DialTimeout:           cfg.UpstreamTransport.DialTimeout,

@@ -188,8 +188,15 @@ type Token struct {
 type Authorization struct {
 	// EmailDomains allowed, such as "example.com"; empty allows any.
 	EmailDomains []string `mapstructure:"email_domains"`
+	// AllowedEmails: the user's email must be one of these (compared
+	// case-insensitively); empty allows any.
+	AllowedEmails []string `mapstructure:"allowed_emails"`
 	// AllowedGroups: the user must be in at least one; empty allows any.
 	AllowedGroups []string `mapstructure:"allowed_groups"`
+	// RequireVerifiedEmail refuses users whose provider sends an email
+	// without email_verified: true. Default true. Email rules
+	// (email_domains, allowed_emails) always need a verified email.
+	RequireVerifiedEmail bool `mapstructure:"require_verified_email"`
 }
 
 // Redirect configures where rd may point after login and logout.
@@ -288,11 +295,12 @@ func defaults() Config {
 			GroupsClaim:      "groups",
 			DiscoveryTimeout: 10 * time.Second,
 		},
-		Cookie:  Cookie{Name: "gatehouse", Secure: true},
-		Session: Session{Store: "memory", IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, MemoryMaxSessions: 100000, CacheTTL: 5 * time.Second},
-		Redis:   Redis{KeyPrefix: "gatehouse", DialTimeout: 3 * time.Second, Timeout: time.Second},
-		Token:   Token{TTL: 2 * time.Minute, Algorithm: "ES256", Header: "Authorization", Scheme: "Bearer"},
-		Log:     Log{Format: "json", Level: "info", AccessLog: true},
+		Cookie:        Cookie{Name: "gatehouse", Secure: true},
+		Session:       Session{Store: "memory", IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, MemoryMaxSessions: 100000, CacheTTL: 5 * time.Second},
+		Redis:         Redis{KeyPrefix: "gatehouse", DialTimeout: 3 * time.Second, Timeout: time.Second},
+		Token:         Token{TTL: 2 * time.Minute, Algorithm: "ES256", Header: "Authorization", Scheme: "Bearer"},
+		Authorization: Authorization{RequireVerifiedEmail: true},
+		Log:           Log{Format: "json", Level: "info", AccessLog: true},
 		Server: Server{
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       60 * time.Second,

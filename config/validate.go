@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/redirect"
+	"github.com/gatehouse/gatehouse/tokenmint"
 )
 
 // problem is one thing wrong with the configuration, at one key.
@@ -66,6 +67,11 @@ func (c *Config) Validate() error {
 	c.validateSession(v)
 	c.validateRedis(v)
 	c.validateToken(v)
+	for i, e := range c.Authorization.AllowedEmails {
+		if at := strings.IndexByte(e, '@'); at <= 0 || at == len(e)-1 || strings.ContainsAny(e, " \t\r\n,") {
+			v.add(fmt.Sprintf("authorization.allowed_emails[%d]", i), "%q: must be one email address", e)
+		}
+	}
 	for i, d := range c.Authorization.EmailDomains {
 		key := fmt.Sprintf("authorization.email_domains[%d]", i)
 		switch {
@@ -354,13 +360,6 @@ func (c *Config) validateToken(v *validator) {
 	}
 }
 
-// Claims the minter sets itself; a route's claims mapping cannot replace them.
-var mintedClaims = map[string]bool{
-	"iss": true, "aud": true, "sub": true, "client_id": true, "email": true, "email_verified": true,
-	"name": true, "preferred_username": true, "groups": true, "sid": true, "auth_time": true,
-	"iat": true, "nbf": true, "exp": true, "jti": true, "scope": true, "typ": true, "cnf": true, "act": true,
-}
-
 func (c *Config) validateRoutes(v *validator) {
 	names := map[string]int{}
 	type match struct{ host, prefix string }
@@ -410,8 +409,9 @@ func (c *Config) validateRoutes(v *validator) {
 			switch {
 			case name == "" || strings.ContainsAny(name, " \t\r\n"):
 				v.add(key+".claims", "%q: claim names must be non-empty and without whitespace", name)
-			case mintedClaims[name]:
-				v.add(ckey, "Gatehouse sets this claim itself; choose another name")
+			case tokenmint.ReservedClaim(name):
+				// The minter's own table: a mapping it would drop is refused here.
+				v.add(ckey, "Gatehouse sets this claim itself or never carries it; choose another name")
 			case r.Claims[name] == "":
 				v.add(ckey, "provider claim name required")
 			}

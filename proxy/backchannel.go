@@ -1,23 +1,11 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/oidcclient"
 )
-
-// logoutVerifier verifies back-channel logout tokens (oidcclient.Client).
-type logoutVerifier interface {
-	VerifyLogout(ctx context.Context, raw string) (*oidcclient.Logout, error)
-}
-
-// revoker ends sessions without their cookie (sessionstore stores).
-type revoker interface {
-	DeleteBySubject(ctx context.Context, subject string) (int, error)
-	DeleteByProviderSID(ctx context.Context, sid string) (int, error)
-}
 
 // handleBackchannelLogout implements OpenID Connect Back-Channel Logout 1.0:
 // the provider POSTs a signed logout token, and every Gatehouse session of
@@ -29,12 +17,7 @@ func (s *Server) handleBackchannelLogout(w http.ResponseWriter, r *http.Request)
 		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "Use POST.")
 		return
 	}
-	lv, ok1 := s.cfg.Login.(logoutVerifier)
-	rv, ok2 := s.cfg.Store.(revoker)
-	if !ok1 || !ok2 {
-		writeJSONError(w, http.StatusNotImplemented, "invalid_request", "Back-channel logout is not available with this store.")
-		return
-	}
+	lv, rv := s.cfg.Login.Client, s.cfg.Session.Store
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	raw := r.PostFormValue("logout_token")
 	if raw == "" {

@@ -14,25 +14,9 @@ import (
 	"github.com/gatehouse/gatehouse/sessionstore"
 )
 
-// BearerVerifier verifies the identity provider's access tokens that native
-// and API clients present (oidcclient.Client). Safe for concurrent use.
-type BearerVerifier interface {
-	VerifyAccessToken(ctx context.Context, raw string) (*oidcclient.Bearer, error)
-}
-
 // errInvalidBearer: a bearer token was presented and is not acceptable. It
 // is answered with 401 invalid_token, never with a cookie or a login.
 var errInvalidBearer = errors.New("invalid bearer token")
-
-// principal is who a request speaks for: a browser session or a verified
-// bearer token, in the one shape token minting needs.
-type principal struct {
-	sess     *sessionstore.Session
-	sid      string // the minted sid claim; "" for bearer tokens
-	cacheKey string // minted-token cache key
-	clientID string
-	bearer   bool
-}
 
 // bearerToken reads "Authorization: Bearer <token>" (scheme case-insensitive).
 // present reports whether any Authorization header used the Bearer scheme;
@@ -51,21 +35,6 @@ func bearerToken(h http.Header) (token string, present bool) {
 	return "", false
 }
 
-// authenticate finds the request's principal. A bearer token, when bearer
-// tokens are accepted, decides alone: valid or errInvalidBearer.
-func (s *Server) authenticate(r *http.Request) (*principal, error) {
-	rs, _ := r.Context().Value(reqStateKey{}).(*reqState)
-	if s.cfg.Bearer != nil && rs != nil && rs.bearerPresent {
-		return s.bearerPrincipal(r.Context(), rs.bearer)
-	}
-	sess, t, err := s.session(r)
-	if err != nil {
-		return nil, err
-	}
-	sid := t.SID()
-	return &principal{sess: sess, sid: sid, cacheKey: sid, clientID: s.cfg.ClientID}, nil
-}
-
 func (s *Server) bearerPrincipal(ctx context.Context, raw string) (*principal, error) {
 	if raw == "" || len(raw) > 16384 {
 		return nil, errInvalidBearer
@@ -76,7 +45,7 @@ func (s *Server) bearerPrincipal(ctx context.Context, raw string) (*principal, e
 	if p := s.bearers.get(key, now); p != nil {
 		return p, nil
 	}
-	b, err := s.cfg.Bearer.VerifyAccessToken(ctx, raw)
+	b, err := s.cfg.Login.Bearer.VerifyAccessToken(ctx, raw)
 	if err != nil {
 		if errors.Is(err, oidcclient.ErrInvalidToken) {
 			s.log.Info("bearer token refused", "err", err)
@@ -96,12 +65,6 @@ func (s *Server) bearerPrincipal(ctx context.Context, raw string) (*principal, e
 	}
 	s.bearers.put(key, p, b.Expiry)
 	return p, nil
-}
-
-// invalidBearer answers a refused bearer token (RFC 6750 §3).
-func invalidBearer(w http.ResponseWriter) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
-	writeJSONError(w, http.StatusUnauthorized, "invalid_token", "The bearer token is invalid, expired, or not meant for this service.")
 }
 
 // bearerCache remembers verified bearer tokens until they expire (at most

@@ -30,7 +30,8 @@ func TestEnvoyExtAuthz(t *testing.T) {
 		{name: "protected, API without session", method: "GET", path: "/page", want: 401},
 		{name: "protected POST without session", method: "POST", path: "/api/items", want: 401},
 		{name: "dot segments through public", method: "GET", path: "/public/%2e%2e/page", want: 401},
-		{name: "untrusted peer asking about a public path", method: "GET", path: "/public/x", remote: "203.0.113.9:1000", want: 401},
+		{name: "untrusted peer asking about a public path", method: "GET", path: "/public/x", remote: "203.0.113.9:1000", want: 403},
+		{name: "untrusted peer with a session: reachable only from trusted peers", method: "GET", path: "/page", remote: "203.0.113.9:1000", cookie: cookie, want: 403},
 		{name: "control character", method: "GET", path: "/public/%0a", want: 400},
 	}
 	for _, tt := range tests {

@@ -5,21 +5,68 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
-// originalRequest is the request an ingress asks about in a forward-auth check.
-type originalRequest struct {
-	method string
-	url    *url.URL // absolute when the ingress said which host
+// This file is the forward-auth front end: it reads what an ingress says
+// about the original request into a query, asks decide, and renders the
+// verdict for the ingress (renderAuth).
+
+// handleAuth is the forward-auth check (nginx auth_request, ingress-nginx
+// auth-url, Traefik forwardAuth, Caddy forward_auth): 202 with the identity
+// headers and the minted token, or a refusal.
+//
+// Redirect mode (?mode=redirect on the auth URL) is for ingresses that hand
+// the auth server's response to the client (Traefik, Caddy).
+func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		s.fail(w, r, http.StatusMethodNotAllowed, "Use GET.")
+		return
+	}
+	q := s.original(r)
+	s.renderAuth(w, r, q, s.decide(r, q), r.URL.Query().Get("mode") == "redirect", http.StatusAccepted)
+}
+
+// handleEnvoyAuth is the check for Envoy's ext_authz HTTP service, which
+// sends the original request's method, headers and path (appended to the
+// configured path_prefix, /oauth2/auth) and lets the request through only
+// on 200; any other answer goes to the client, so browser navigations get
+// the login redirect. Like the headers of handleAuth, the path is believed
+// only from a trusted proxy.
+func (s *Server) handleEnvoyAuth(w http.ResponseWriter, r *http.Request) {
+	q := &query{header: r.Header}
+	if !s.trustedPeer(r.RemoteAddr) {
+		q.problem = errUntrustedPeer
+	} else {
+		raw := strings.TrimPrefix(r.URL.EscapedPath(), s.prefix+"/auth")
+		if r.URL.RawQuery != "" {
+			raw += "?" + r.URL.RawQuery
+		}
+		u, err := parseOriginal(raw)
+		if err == nil {
+			u.Scheme, u.Host = "http", r.Host
+			if strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+				u.Scheme = "https"
+			}
+			s.describe(q, r.Method, u)
+		} else {
+			q.problem = err
+		}
+	}
+	s.renderAuth(w, r, q, s.decide(r, q), true, http.StatusOK)
 }
 
 var errBadOriginal = errors.New("proxy: malformed original request")
 
+// originalHeaders are the headers an ingress describes the original request
+// with. From a peer outside trusted_proxies any of them is refused, so a
+// misconfiguration shows at once instead of silently judging strictly.
+var originalHeaders = [...]string{"X-Original-Url", "X-Original-Method", "X-Forwarded-Uri", "X-Forwarded-Method"}
+
 // original reads the request an ingress is asking about: X-Original-URL and
 // X-Original-Method (nginx, ingress-nginx), else X-Forwarded-Method, -Proto,
-// -Host and -Uri (Traefik, Caddy). Only a trusted proxy is believed; from
-// anyone else, or without these headers, it returns nil and the check is
-// judged against the strictest policy. A malformed URL is an error (401).
+// -Host and -Uri (Traefik, Caddy). Only a trusted proxy is believed. Without
+// these headers the query is unknown and judged against every route's rules.
 //
 // Each ingress replaces one family of headers and passes the client's copies
 // of the other through: nginx sets X-Original-URL but forwards a client's
@@ -27,68 +74,104 @@ var errBadOriginal = errors.New("proxy: malformed original request")
 // X-Original-URL. So an X-Original-URL that arrives with X-Forwarded-Uri or
 // -Method must describe the same request, and a header that is read may not
 // come twice; otherwise one copy was forged and the answer is a 401.
-func (s *Server) original(r *http.Request) (*originalRequest, error) {
-	if !s.trustedPeer(r.RemoteAddr) {
-		return nil, nil
-	}
+//
+// The host is only ever the one the ingress names in an absolute URL (or in
+// X-Forwarded-Host beside X-Forwarded-Uri), never Gatehouse's own Host: a
+// relative X-Original-URL leaves the host unknown, and the decision then
+// holds for every host the path could be on.
+func (s *Server) original(r *http.Request) *query {
 	h := r.Header
+	q := &query{header: h}
+	if !s.trustedPeer(r.RemoteAddr) {
+		for _, k := range originalHeaders {
+			if _, ok := h[k]; ok {
+				q.problem = errUntrustedPeer
+				break
+			}
+		}
+		return q
+	}
 	if _, ok := h["X-Original-Url"]; ok {
 		raw, err := single(h, "X-Original-Url")
 		if err != nil {
-			return nil, err
+			q.problem = err
+			return q
 		}
 		u, err := parseOriginal(raw)
 		if err != nil {
-			return nil, err
+			q.problem = err
+			return q
 		}
 		m, err := single(h, "X-Original-Method")
 		if err != nil {
-			return nil, err
+			q.problem = err
+			return q
 		}
-		o := &originalRequest{method: methodOr(m), url: u}
-		if err := agrees(h, raw, o); err != nil {
-			return nil, err
+		if err := agrees(h, raw, u, strings.ToUpper(m)); err != nil {
+			q.problem = err
+			return q
 		}
-		return o, nil
+		s.describe(q, m, u)
+		return q
 	}
 	var v [4]string
 	for i, k := range [...]string{"X-Forwarded-Uri", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Method"} {
 		var err error
 		if v[i], err = single(h, k); err != nil {
-			return nil, err
+			q.problem = err
+			return q
 		}
 	}
 	uri, host, proto, method := v[0], v[1], strings.ToLower(v[2]), v[3]
 	if uri == "" {
 		// A host alone (a load balancer's X-Forwarded-Host) says nothing
 		// about the path: no original request, the strictest policy.
-		return nil, nil
+		if method != "" {
+			q.method = strings.ToUpper(method)
+		}
+		return q
 	}
 	if uri[0] != '/' {
-		return nil, errBadOriginal
+		q.problem = errBadOriginal
+		return q
 	}
-	if host == "" {
-		u, err := parseOriginal(uri)
-		if err != nil {
-			return nil, err
+	raw := uri
+	if host != "" {
+		if proto == "" {
+			proto = "http"
 		}
-		return &originalRequest{method: methodOr(method), url: u}, nil
+		if proto != "http" && proto != "https" {
+			q.problem = errBadOriginal
+			return q
+		}
+		raw = proto + "://" + host + uri
 	}
-	if proto == "" {
-		proto = "http"
+	u, err := parseOriginal(raw)
+	if err == nil && host != "" && !strings.EqualFold(u.Host, host) {
+		// The host must be all host: "a.example/public" would move into the path.
+		err = errBadOriginal
 	}
-	if proto != "http" && proto != "https" {
-		return nil, errBadOriginal
-	}
-	u, err := parseOriginal(proto + "://" + host + uri)
 	if err != nil {
-		return nil, err
+		q.problem = err
+		return q
 	}
-	// The host must be all host: "a.example/public" would move into the path.
-	if !strings.EqualFold(u.Host, host) {
-		return nil, errBadOriginal
+	s.describe(q, method, u)
+	return q
+}
+
+// describe fills q from an original request's method and URL.
+func (s *Server) describe(q *query, method string, u *url.URL) {
+	q.method = strings.ToUpper(method)
+	p, err := readPath(u)
+	if err != nil {
+		q.problem = err
+		return
 	}
-	return &originalRequest{method: methodOr(method), url: u}, nil
+	q.path, q.known = p, true
+	if u.Host != "" {
+		q.hostport, q.host = u.Host, hostOnly(u.Host)
+	}
+	q.target = u.String()
 }
 
 // single returns a header's value, "" when absent, and an error when the
@@ -104,26 +187,29 @@ func single(h http.Header, k string) (string, error) {
 }
 
 // agrees checks that X-Forwarded-Uri, -Method and -Host, when they arrive
-// with an X-Original-URL (raw, parsed into o) and X-Forwarded-Uri or -Method
-// is among them, name the same request. A load balancer's lone
+// with an X-Original-URL (raw, parsed into u, with method) and X-Forwarded-Uri
+// or -Method is among them, name the same request. A load balancer's lone
 // X-Forwarded-Host or -Proto in front of nginx is not compared.
-func agrees(h http.Header, raw string, o *originalRequest) error {
+func agrees(h http.Header, raw string, u *url.URL, method string) error {
 	uri, uriOK := h["X-Forwarded-Uri"]
-	method, methodOK := h["X-Forwarded-Method"]
+	fm, methodOK := h["X-Forwarded-Method"]
 	if !uriOK && !methodOK {
 		return nil
 	}
-	if len(uri) > 1 || len(method) > 1 {
+	if len(uri) > 1 || len(fm) > 1 {
 		return errBadOriginal
 	}
-	if uriOK && uri[0] != requestURI(raw, o.url) {
+	if uriOK && uri[0] != requestURI(raw, u) {
 		return errBadOriginal
 	}
-	if methodOK && methodOr(method[0]) != o.method {
+	if methodOK && !strings.EqualFold(fm[0], method) {
 		return errBadOriginal
 	}
-	if host, ok := h["X-Forwarded-Host"]; ok && o.url.Host != "" {
-		if len(host) > 1 || !strings.EqualFold(host[0], o.url.Host) {
+	if host, ok := h["X-Forwarded-Host"]; ok {
+		// A relative X-Original-URL beside forwarded host headers is what
+		// Traefik passes on from a client that added its own: the two must
+		// agree on an absolute URL.
+		if u.Host == "" || len(host) > 1 || !strings.EqualFold(host[0], u.Host) {
 			return errBadOriginal
 		}
 	}
@@ -146,13 +232,6 @@ func requestURI(raw string, u *url.URL) string {
 		raw = "/" + raw
 	}
 	return raw
-}
-
-func methodOr(m string) string {
-	if m == "" {
-		return http.MethodGet
-	}
-	return strings.ToUpper(m)
 }
 
 // parseOriginal accepts an absolute http(s) URL with a host, or an
@@ -181,168 +260,20 @@ func parseOriginal(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// handleAuth is the forward-auth check (nginx auth_request, ingress-nginx
-// auth-url, Traefik forwardAuth, Caddy forward_auth). Anything but a clear
-// yes is a refusal: 401 (or, in redirect mode, a login redirect for browser
-// navigations), 403 for a signed-in user the policy refuses, 503 when the
-// session store cannot answer. The answer is never a 2xx by default.
-//
-// Redirect mode (?mode=redirect on the auth URL) is for ingresses that hand
-// the auth server's response to the client (Traefik, Caddy).
-func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		s.fail(w, r, http.StatusMethodNotAllowed, "Use GET.")
-		return
-	}
-	orig, err := s.original(r)
-	s.decide(w, r, orig, err, r.URL.Query().Get("mode") == "redirect", http.StatusAccepted)
-}
+// untrustedWarnEvery bounds the log lines about untrusted peers sending
+// original-request headers: a misconfiguration is reported, a flood is not
+// amplified into the log.
+const untrustedWarnEvery = time.Minute
 
-// handleEnvoyAuth is the check for Envoy's ext_authz HTTP service, which
-// sends the original request's method, headers and path (appended to the
-// configured path_prefix, /oauth2/auth) and lets the request through only
-// on 200; any other answer goes to the client, so browser navigations get
-// the login redirect. Like the headers of handleAuth, the path is believed
-// only from a trusted proxy.
-func (s *Server) handleEnvoyAuth(w http.ResponseWriter, r *http.Request) {
-	var orig *originalRequest
-	var err error
-	if s.trustedPeer(r.RemoteAddr) {
-		suffix := strings.TrimPrefix(r.URL.EscapedPath(), s.prefix+"/auth")
-		raw := suffix
-		if r.URL.RawQuery != "" {
-			raw += "?" + r.URL.RawQuery
-		}
-		var u *url.URL
-		if u, err = parseOriginal(raw); err == nil {
-			u.Scheme, u.Host = "http", r.Host
-			if strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-				u.Scheme = "https"
-			}
-			orig = &originalRequest{method: r.Method, url: u}
-		}
-	}
-	s.decide(w, r, orig, err, true, http.StatusOK)
-}
-
-// decide answers a forward-auth check about orig (nil: no trustworthy
-// original request; origErr: a malformed one), with yes as status yes.
-func (s *Server) decide(w http.ResponseWriter, r *http.Request, orig *originalRequest, origErr error, redirectMode bool, yes int) {
-	err := origErr
-	if err != nil {
-		s.log.Info("forward-auth: malformed original request", "request_id", requestID(r))
-		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "Malformed original request.")
+// warnUntrusted logs, at most once per untrustedWarnEvery, a peer that sent
+// original-request headers without being in trusted_proxies, with what to
+// put there. Every such request is counted in the decisions metric.
+func (s *Server) warnUntrusted(r *http.Request) {
+	now := s.now().UnixNano()
+	last := s.untrustedWarned.Load()
+	if now-last < int64(untrustedWarnEvery) || !s.untrustedWarned.CompareAndSwap(last, now) {
 		return
 	}
-	method := http.MethodGet
-	var rt *Route
-	strict := orig == nil // judged against every route's rules
-	if orig != nil {
-		method = orig.method
-		p, err := normalizePath(orig.url.Path)
-		if err != nil {
-			writeJSONError(w, http.StatusUnauthorized, "unauthorized", "Malformed original request.")
-			return
-		}
-		host := hostOnly(orig.url.Host)
-		if host == "" {
-			host = hostOnly(r.Host)
-		}
-		if rt = match(s.routes, host, p); rt == nil {
-			writeJSONError(w, http.StatusUnauthorized, "unauthorized", "No route for the original request.")
-			return
-		}
-		if rs, ok := r.Context().Value(reqStateKey{}).(*reqState); ok {
-			rs.route = "auth:" + rt.Name
-		}
-		// The ingress forwards the path as the client wrote it, not the
-		// normalized one this decision is made on. Where upstreams may read
-		// it differently, the request is never public and must pass every
-		// route's rules.
-		strict = ambiguousPath(orig.url.Path)
-		if rt.Public && !strict {
-			w.WriteHeader(yes)
-			return
-		}
-	}
-
-	p, err := s.authenticate(r)
-	switch {
-	case errors.Is(err, errInvalidBearer):
-		invalidBearer(w)
-		return
-	case errors.Is(err, errNoSession):
-		if redirectMode && wantsHTMLMethod(r, method) {
-			s.redirectToLogin(w, r, orig)
-			return
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
-		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "Sign in at "+s.prefix+"/start.")
-		return
-	case err != nil:
-		s.log.Error("forward-auth: cannot authenticate: dependency unavailable", "request_id", requestID(r), "err", err)
-		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "Authentication is temporarily unavailable; try again shortly.")
-		return
-	}
-	if rs, ok := r.Context().Value(reqStateKey{}).(*reqState); ok {
-		rs.user = p.sess.Subject
-	}
-	permitted := s.userAllowed(p.sess)
-	if rt != nil {
-		permitted = permitted && allowed(rt.AllowedGroups, p.sess.Groups)
-	}
-	if strict {
-		for _, x := range s.routes {
-			permitted = permitted && (x.Public || allowed(x.AllowedGroups, p.sess.Groups))
-		}
-	}
-	if rt == nil {
-		// No trustworthy original URL: the token is for the catch-all
-		// (last) route.
-		rt = s.routes[len(s.routes)-1]
-	}
-	if !permitted {
-		writeJSONError(w, http.StatusForbidden, "forbidden", "You are signed in but not allowed here.")
-		return
-	}
-	if !p.bearer && !s.sameOriginMethod(r, method) {
-		writeJSONError(w, http.StatusForbidden, "forbidden", "Cross-origin request refused.")
-		return
-	}
-	fw := &forward{}
-	if err := s.identify(r.Context(), fw, rt, p); err != nil {
-		s.log.Error("forward-auth: minting token", "request_id", requestID(r), "err", err)
-		writeJSONError(w, http.StatusInternalServerError, "error", "Internal error.")
-		return
-	}
-	s.setIdentity(w.Header(), fw)
-	w.WriteHeader(yes)
-}
-
-// redirectToLogin sends the browser to Gatehouse's login with the original
-// URL as rd, validated exactly like a user-supplied rd (else dropped).
-func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, orig *originalRequest) {
-	start := strings.TrimSuffix(s.cfg.PublicURL.String(), "/") + s.prefix + "/start"
-	if orig != nil {
-		target := orig.url.String()
-		if rd, err := s.cfg.Redirects.Check(target); err == nil {
-			start += "?rd=" + url.QueryEscape(rd)
-		}
-	}
-	http.Redirect(w, r, start, http.StatusFound)
-}
-
-// wantsHTMLMethod is wantsHTML for a given method (forward-auth judges the
-// original request's method).
-func wantsHTMLMethod(r *http.Request, method string) bool {
-	if method != http.MethodGet && method != http.MethodHead {
-		return false
-	}
-	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" {
-		return m == "navigate"
-	}
-	if r.Header.Get("X-Requested-With") != "" {
-		return false
-	}
-	return strings.Contains(r.Header.Get("Accept"), "text/html")
+	s.log.Warn("forward-auth: original-request headers from a peer outside trusted_proxies were refused; if this peer is your ingress, add it to trusted_proxies",
+		"request_id", requestID(r), "peer", r.RemoteAddr, "trusted_proxies_entry", peerPrefix(r.RemoteAddr))
 }

@@ -91,8 +91,8 @@ func TestAmbiguousPath(t *testing.T) {
 }
 
 const (
-	trustedPeer   = "10.1.2.3:40000"
-	untrustedPeer = "192.0.2.7:40000"
+	trustedAddr   = "10.1.2.3:40000"
+	untrustedAddr = "192.0.2.7:40000"
 )
 
 // authFixture is a Server with routes worth deciding between, a trusted
@@ -126,23 +126,18 @@ func newAuthFixture(t testing.TB) *authFixture {
 	store := sessionstore.NewMemory(sessionstore.MemoryConfig{})
 	t.Cleanup(func() { store.Close() })
 	srv, err := New(Config{
-		PublicURL:  pub,
-		CookieName: "gatehouse",
-		Codec:      codec,
-		FlowCodec:  flow,
-		Store:      store,
-		Minter:     minter,
-		Login:      oidcclient.New(oidcclient.Config{Issuer: "http://127.0.0.1:1"}),
-		Redirects:  policy,
+		PublicURL: pub,
+		Cookie:    CookieConfig{Name: "gatehouse", Codec: codec, FlowCodec: flow},
+		Session:   SessionConfig{Store: store, IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour},
+		Token:     TokenConfig{Minter: minter},
+		Login:     LoginConfig{Client: oidcclient.New(oidcclient.Config{Issuer: "http://127.0.0.1:1"}), Redirects: policy},
+		Policy:    Policy{EmailDomains: []string{"example.com"}},
 		Routes: []*Route{
 			{Name: "public", PathPrefix: "/public/", Upstream: up, Audience: "public", Public: true},
 			{Name: "admin", PathPrefix: "/admin/", Upstream: up, Audience: "admin", AllowedGroups: []string{"admins"}},
 			{Name: "api", Host: "api.example.com", PathPrefix: "/", Upstream: up, Audience: "api"},
 			{Name: "app", PathPrefix: "/", Upstream: up, Audience: "app"},
 		},
-		IdleTimeout:    30 * time.Minute,
-		MaxLifetime:    12 * time.Hour,
-		EmailDomains:   []string{"example.com"},
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 	})
 	if err != nil {
@@ -188,7 +183,7 @@ func (f *authFixture) check(a authRequest) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("GET", target, nil)
 	req.RemoteAddr = a.peer
 	if a.peer == "" {
-		req.RemoteAddr = trustedPeer
+		req.RemoteAddr = trustedAddr
 	}
 	for _, h := range a.headers {
 		req.Header[h[0]] = append(req.Header[h[0]], h[1])
@@ -245,20 +240,23 @@ func TestForwardAuthDecisions(t *testing.T) {
 		name string
 		authRequest
 		want     int
+		body     string // if set, the body must contain it
 		aud      string // with 202 and a user: the minted token's audience
 		location string // with 302: the exact Location
 	}{
 		// Who is believed.
 		{name: "untrusted peer, no headers, no session",
-			authRequest: authRequest{peer: untrustedPeer}, want: 401},
-		{name: "untrusted peer naming a public route",
-			authRequest: authRequest{peer: untrustedPeer, headers: [][2]string{origURL(app + "/public/x")}}, want: 401},
+			authRequest: authRequest{peer: untrustedAddr}, want: 401},
+		{name: "untrusted peer naming a public route: refused, and told why",
+			authRequest: authRequest{peer: untrustedAddr, headers: [][2]string{origURL(app + "/public/x")}}, want: 403, body: "trusted_proxies"},
 		{name: "untrusted peer with X-Forwarded-* naming a public route",
-			authRequest: authRequest{peer: untrustedPeer, headers: fwd("/public/x", "app.example.com", "https")}, want: 401},
-		{name: "untrusted peer's headers ignored: judged on every route",
-			authRequest: authRequest{peer: untrustedPeer, user: "bob", headers: [][2]string{origURL(app + "/x")}}, want: 403},
+			authRequest: authRequest{peer: untrustedAddr, headers: fwd("/public/x", "app.example.com", "https")}, want: 403, body: "trusted_proxies"},
+		{name: "untrusted peer with X-Forwarded-Method only",
+			authRequest: authRequest{peer: untrustedAddr, headers: [][2]string{{"X-Forwarded-Method", "GET"}}}, want: 403, body: "trusted_proxies"},
 		{name: "untrusted peer, signed in with every group",
-			authRequest: authRequest{peer: untrustedPeer, user: "alice", headers: [][2]string{origURL(app + "/admin/x")}}, want: 202, aud: "app"},
+			authRequest: authRequest{peer: untrustedAddr, user: "alice", headers: [][2]string{origURL(app + "/admin/x")}}, want: 403, body: "trusted_proxies"},
+		{name: "untrusted peer without original headers, alice: judged on every route",
+			authRequest: authRequest{peer: untrustedAddr, user: "alice"}, want: 202, aud: "app"},
 		{name: "trusted peer, public route, absolute X-Original-URL",
 			authRequest: authRequest{headers: [][2]string{origURL(app + "/public/x")}}, want: 202},
 		{name: "trusted peer, public route, relative X-Original-URL",
@@ -351,8 +349,12 @@ func TestForwardAuthDecisions(t *testing.T) {
 			authRequest: authRequest{user: "alice", headers: [][2]string{origURL(app + "/admin/x")}}, want: 202, aud: "admin"},
 		{name: "signed in, host route via X-Forwarded-Host",
 			authRequest: authRequest{user: "bob", headers: fwd("/x", "API.example.com:443", "https")}, want: 202, aud: "api"},
-		{name: "relative X-Original-URL takes the check's Host (gatehouse.internal)",
-			authRequest: authRequest{user: "bob", headers: [][2]string{origURL("/x")}}, want: 202, aud: "app"},
+		{name: "relative X-Original-URL never takes the check's Host: the first route the path may be on",
+			authRequest: authRequest{user: "bob", headers: [][2]string{origURL("/x")}}, want: 202, aud: "api"},
+		{name: "relative X-Original-URL, host unknown: every route the path may be on must allow",
+			authRequest: authRequest{user: "bob", headers: [][2]string{origURL("/admin/x")}}, want: 403},
+		{name: "relative X-Original-URL beside Traefik's forwarded host (a client's own): refused",
+			authRequest: authRequest{user: "alice", headers: append(fwd("/x", "api.example.com", "https"), origURL("/x"))}, want: 401},
 		{name: "bob refused by the admin route",
 			authRequest: authRequest{user: "bob", headers: [][2]string{origURL(app + "/admin/x")}}, want: 403},
 		{name: "bob refused in redirect mode: 403, not a redirect",
@@ -363,6 +365,18 @@ func TestForwardAuthDecisions(t *testing.T) {
 			authRequest: authRequest{user: "mallory", browser: true, query: "mode=redirect", headers: [][2]string{origURL(app + "/x")}}, want: 403},
 		{name: "cross-origin POST with a cookie",
 			authRequest: authRequest{user: "alice", headers: [][2]string{origURL(app + "/x"), {"X-Original-Method", "POST"}, {"Origin", "https://evil.test"}}}, want: 403},
+		{name: "method unknown, cross-origin Origin: judged as a write",
+			authRequest: authRequest{user: "alice", headers: [][2]string{origURL(app + "/x"), {"Origin", "https://evil.test"}}}, want: 403, body: "Cross-origin"},
+		{name: "method unknown, same-origin Origin",
+			authRequest: authRequest{user: "alice", headers: [][2]string{origURL(app + "/x"), {"Origin", app}}}, want: 202, aud: "app"},
+		{name: "method unknown, no Origin (a cross-site link is a navigation)",
+			authRequest: authRequest{user: "alice", headers: [][2]string{origURL(app + "/x"), {"Sec-Fetch-Site", "cross-site"}}}, want: 202, aud: "app"},
+		{name: "WebSocket handshake from another site, Upgrade dropped by the ingress",
+			authRequest: authRequest{user: "alice", headers: [][2]string{origURL(app + "/x"), {"X-Original-Method", "GET"}, {"Sec-Websocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}, {"Origin", "https://evil.test"}}}, want: 403},
+		{name: "WebSocket handshake from another site, by fetch metadata",
+			authRequest: authRequest{user: "alice", headers: [][2]string{origURL(app + "/x"), {"X-Original-Method", "GET"}, {"Sec-Fetch-Mode", "websocket"}, {"Sec-Fetch-Site", "cross-site"}}}, want: 403},
+		{name: "WebSocket handshake from the same origin",
+			authRequest: authRequest{user: "alice", headers: [][2]string{origURL(app + "/x"), {"X-Original-Method", "GET"}, {"Sec-Websocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}, {"Origin", app}}}, want: 202, aud: "app"},
 		{name: "same-origin POST with a cookie",
 			authRequest: authRequest{user: "alice", headers: [][2]string{origURL(app + "/x"), {"X-Original-Method", "POST"}, {"Origin", app}}}, want: 202, aud: "app"},
 
@@ -382,7 +396,7 @@ func TestForwardAuthDecisions(t *testing.T) {
 			authRequest: authRequest{browser: true, query: "mode=redirect", headers: fwd("/x", "evil.test", "https")},
 			want:        302, location: app + "/oauth2/start"},
 		{name: "redirect mode, no original URL: no rd",
-			authRequest: authRequest{browser: true, query: "mode=redirect", peer: untrustedPeer, headers: fwd("/x", "evil.test", "https")},
+			authRequest: authRequest{browser: true, query: "mode=redirect"},
 			want:        302, location: app + "/oauth2/start"},
 		{name: "redirect mode, API call",
 			authRequest: authRequest{query: "mode=redirect", headers: [][2]string{origURL(app + "/x")}}, want: 401},
@@ -397,6 +411,9 @@ func TestForwardAuthDecisions(t *testing.T) {
 			rec := f.check(tt.authRequest)
 			if rec.Code != tt.want {
 				t.Fatalf("got %d %s; want %d", rec.Code, rec.Body, tt.want)
+			}
+			if !strings.Contains(rec.Body.String(), tt.body) {
+				t.Errorf("body %q; want it to say %q", rec.Body, tt.body)
 			}
 			h := rec.Header()
 			switch {
@@ -433,7 +450,7 @@ func TestForwardAuthMethods(t *testing.T) {
 	f := newAuthFixture(t)
 	for _, m := range []string{"POST", "PUT", "DELETE", "OPTIONS"} {
 		req := httptest.NewRequest(m, "http://gatehouse.internal/oauth2/auth", nil)
-		req.RemoteAddr = trustedPeer
+		req.RemoteAddr = trustedAddr
 		req.Header.Set("X-Original-Url", "https://app.example.com/public/x")
 		req.Header.Set("Cookie", "gatehouse="+f.cookies["alice"])
 		rec := httptest.NewRecorder()
@@ -487,7 +504,7 @@ func FuzzForwardAuthHeaders(f *testing.F) {
 		}
 		a := authRequest{headers: headers, browser: dup&0x80 != 0, query: "mode=redirect"}
 		if !trusted {
-			a.peer = untrustedPeer
+			a.peer = untrustedAddr
 		}
 		rec := fx.check(a)
 		if rec.Code >= 500 {
@@ -576,7 +593,7 @@ func FuzzParseOriginal(f *testing.F) {
 func BenchmarkForwardAuth(b *testing.B) {
 	f := newAuthFixture(b)
 	req := httptest.NewRequest("GET", "http://gatehouse.internal/oauth2/auth", nil)
-	req.RemoteAddr = trustedPeer
+	req.RemoteAddr = trustedAddr
 	req.Header.Set("X-Original-Url", "https://app.example.com/admin/reports?page=2")
 	req.Header.Set("X-Original-Method", "GET")
 	req.Header.Set("Cookie", "gatehouse="+f.cookies["alice"])

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -13,18 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatehouse/gatehouse/oidcclient"
 	"github.com/gatehouse/gatehouse/sessionstore"
 	"golang.org/x/oauth2"
 )
-
-// LoginClient is the OpenID Connect relying party (oidcclient.Client).
-type LoginClient interface {
-	AuthCodeURL(state, nonce, verifier string) (string, error)
-	Exchange(ctx context.Context, code, verifier, nonce string) (*oidcclient.Result, error)
-	// EndSessionURL is the provider's RP-initiated logout endpoint, or "".
-	EndSessionURL() string
-}
 
 // maxFlows bounds the login-flow cookies one browser holds (several tabs
 // may log in at once); the oldest is dropped beyond it.
@@ -57,15 +47,25 @@ func (s *Server) flowCookieName(state string) string {
 
 func (s *Server) flowCookie(name, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
+		// Below the prefix, not only the callback: /start must see the
+		// browser's flows to keep them at maxFlows.
 		Name:     name,
 		Value:    value,
-		Path:     s.prefix + "/callback",
-		Secure:   s.cfg.Secure,
+		Path:     s.prefix + "/",
+		Secure:   s.cfg.Cookie.Secure,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 		MaxAge:   maxAge,
 	}
 }
+
+const (
+	// maxRedirectLen bounds rd: it travels in the flow cookie, and a
+	// browser drops a cookie over 4 KB silently, which would lose the login.
+	maxRedirectLen = 2048
+	// maxCookieLen is what every browser keeps of one cookie (RFC 6265 §6.1).
+	maxCookieLen = 4096
+)
 
 func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -74,7 +74,11 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	rd := "/"
 	if raw := r.URL.Query().Get("rd"); raw != "" {
-		if clean, err := s.cfg.Redirects.Check(raw); err == nil {
+		if len(raw) > maxRedirectLen {
+			s.fail(w, r, http.StatusBadRequest, "The address to return to after signing in is too long.")
+			return
+		}
+		if clean, err := s.cfg.Login.Redirects.Check(raw); err == nil {
 			rd = clean
 		} else {
 			s.log.Info("login: ignoring invalid rd", "request_id", requestID(r), "err", err)
@@ -87,7 +91,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 		Redirect: rd,
 		Started:  s.now().Unix(),
 	}
-	authURL, err := s.cfg.Login.AuthCodeURL(f.State, f.Nonce, f.Verifier)
+	authURL, err := s.cfg.Login.Client.AuthCodeURL(f.State, f.Nonce, f.Verifier)
 	if err != nil {
 		s.log.Error("login: provider not ready", "request_id", requestID(r), "err", err)
 		s.fail(w, r, http.StatusServiceUnavailable, "The identity provider is not reachable yet; try again shortly.")
@@ -95,14 +99,30 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, _ := json.Marshal(f)
 	name := s.flowCookieName(f.State)
-	value, err := s.cfg.FlowCodec.Encode(name, raw)
+	value, err := s.cfg.Cookie.FlowCodec.Encode(name, raw)
 	if err != nil {
 		s.log.Error("login: encoding flow cookie", "request_id", requestID(r), "err", err)
 		s.fail(w, r, http.StatusInternalServerError, "Internal error.")
 		return
 	}
+	cookie := s.flowCookie(name, value, int(flowTTL/time.Second))
+	if len(cookie.String()) > maxCookieLen {
+		s.fail(w, r, http.StatusBadRequest, "The address to return to after signing in is too long.")
+		return
+	}
+	// Signing in again ends the session this browser had, at once: its
+	// cookie is cleared and it ends server-side (a fresh id comes at the
+	// callback in any case).
+	if old, ok := s.ticket(r); ok {
+		if err := s.storeDelete(r.Context(), old); err != nil {
+			s.log.Warn("login: ending the previous session", "request_id", requestID(r), "err", err)
+		}
+	}
+	if len(r.CookiesNamed(s.cookieName)) > 0 {
+		http.SetCookie(w, s.sessionCookie(""))
+	}
 	s.dropOldFlows(w, r)
-	http.SetCookie(w, s.flowCookie(name, value, int(flowTTL/time.Second)))
+	http.SetCookie(w, cookie)
 	http.Redirect(w, r, authURL, http.StatusFound)
 }
 
@@ -119,7 +139,7 @@ func (s *Server) dropOldFlows(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		var f flow
-		if raw, err := s.cfg.FlowCodec.Decode(c.Name, c.Value); err == nil && json.Unmarshal(raw, &f) == nil {
+		if raw, err := s.cfg.Cookie.FlowCodec.Decode(c.Name, c.Value); err == nil && json.Unmarshal(raw, &f) == nil {
 			flows = append(flows, aged{c.Name, f.Started})
 		} else {
 			flows = append(flows, aged{c.Name, 0})
@@ -149,7 +169,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if len(state) >= 16 {
 		name = s.flowCookieName(state)
 		if c, err := r.Cookie(name); err == nil {
-			raw, err := s.cfg.FlowCodec.Decode(name, c.Value)
+			raw, err := s.cfg.Cookie.FlowCodec.Decode(name, c.Value)
 			if err == nil && json.Unmarshal(raw, &f) == nil &&
 				subtle.ConstantTimeCompare([]byte(f.State), []byte(state)) == 1 {
 				// The flow is used up whatever happens next.
@@ -182,7 +202,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.page(w, http.StatusBadRequest, "Sign-in failed", "The identity provider's answer had no code.", s.prefix+"/start")
 		return
 	}
-	res, err := s.cfg.Login.Exchange(r.Context(), code, f.Verifier, f.Nonce)
+	res, err := s.cfg.Login.Client.Exchange(r.Context(), code, f.Verifier, f.Nonce)
 	if err != nil {
 		s.cfg.Metrics.login("exchange_failed")
 		s.log.Warn("login: code exchange failed", "request_id", requestID(r), "err", err)
@@ -207,15 +227,15 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		AuthTime:          res.Identity.AuthTime,
 		CreatedAt:         now,
 		LastSeen:          now,
-		ExpiresAt:         now.Add(s.cfg.MaxLifetime),
+		ExpiresAt:         now.Add(s.cfg.Session.MaxLifetime),
 		Version:           1,
 	}
 	if sess.AuthTime.IsZero() {
 		sess.AuthTime = now
 	}
-	if !s.userAllowed(sess) {
+	if why := s.rules.refuse(sess); why != "" {
 		s.cfg.Metrics.login("forbidden")
-		s.log.Info("login: user not allowed by policy", "request_id", requestID(r), "user", sess.Subject)
+		s.log.Info("login: user not allowed by policy", "request_id", requestID(r), "user", sess.Subject, "rule", why)
 		s.page(w, http.StatusForbidden, "Not allowed", "You signed in, but this account is not allowed to use this site.", "")
 		return
 	}
@@ -227,12 +247,12 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	t, err := sessionstore.NewTicket()
 	if err == nil {
 		start := time.Now()
-		err = s.cfg.Store.Save(r.Context(), t, sess)
+		err = s.cfg.Session.Store.Save(r.Context(), t, sess)
 		s.cfg.Metrics.storeOp("save", time.Since(start).Seconds(), err != nil)
 	}
 	var value string
 	if err == nil {
-		value, err = s.cfg.Codec.EncodeTicket(s.cookieName, t)
+		value, err = s.cfg.Cookie.Codec.EncodeTicket(s.cookieName, t)
 	}
 	if err != nil {
 		s.cfg.Metrics.login("store_error")
@@ -244,7 +264,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("login", "request_id", requestID(r), "user", sess.Subject, "sid", t.SID())
 	http.SetCookie(w, s.sessionCookie(value))
 	// The target was checked when the flow started; check again at use.
-	rd, err := s.cfg.Redirects.Check(f.Redirect)
+	rd, err := s.cfg.Login.Redirects.Check(f.Redirect)
 	if err != nil {
 		rd = "/"
 	}
@@ -258,14 +278,14 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 	}
 	rd := ""
 	if raw := r.URL.Query().Get("rd"); raw != "" {
-		if clean, err := s.cfg.Redirects.Check(raw); err == nil {
+		if clean, err := s.cfg.Login.Redirects.Check(raw); err == nil {
 			rd = clean
 		}
 	}
 	// Another site must not be able to sign a user out (an <img> or a form
 	// pointing here): a cross-site GET gets a confirmation form instead, a
 	// cross-site POST a 403.
-	if !s.sameOriginMethod(r, http.MethodPost) {
+	if s.crossSite(http.MethodPost, r.Host, r.Header) {
 		if r.Method == http.MethodPost {
 			s.fail(w, r, http.StatusForbidden, "Cross-origin sign-out refused.")
 			return
@@ -275,8 +295,8 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 	}
 	idToken := ""
 	if t, ok := s.ticket(r); ok {
-		if s.cfg.ProviderLogout {
-			if sess, err := s.cfg.Store.Load(r.Context(), t); err == nil {
+		if s.cfg.Login.ProviderLogout {
+			if sess, err := s.cfg.Session.Store.Load(r.Context(), t); err == nil {
 				idToken = sess.IDToken
 			}
 		}
@@ -286,11 +306,10 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusServiceUnavailable, "Sign-out could not be completed; try again shortly.")
 			return
 		}
-		s.forgetTokens(t)
 		s.log.Info("sign-out", "request_id", requestID(r), "sid", t.SID())
 	}
 	http.SetCookie(w, s.sessionCookie(""))
-	if end := s.cfg.Login.EndSessionURL(); s.cfg.ProviderLogout && end != "" && idToken != "" {
+	if end := s.cfg.Login.Client.EndSessionURL(); s.cfg.Login.ProviderLogout && end != "" && idToken != "" {
 		http.Redirect(w, r, s.providerLogoutURL(end, idToken, rd), http.StatusFound)
 		return
 	}
@@ -298,7 +317,7 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, rd, http.StatusFound)
 		return
 	}
-	if !wantsHTML(r) && r.Method == http.MethodPost {
+	if !isNavigation(r.Header, http.MethodGet) && r.Method == http.MethodPost {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -346,17 +365,10 @@ func (s *Server) providerLogoutURL(endpoint, idToken, rd string) string {
 	}
 	q := u.Query()
 	q.Set("id_token_hint", idToken)
-	q.Set("client_id", s.cfg.ClientID)
+	q.Set("client_id", s.cfg.Login.ClientID)
 	q.Set("post_logout_redirect_uri", back)
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-// forgetTokens drops every cached minted token of a session.
-func (s *Server) forgetTokens(t sessionstore.Ticket) {
-	for _, rt := range s.routes {
-		s.cfg.Minter.Forget(tokenCacheKey(t.SID(), rt))
-	}
 }
 
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
@@ -390,19 +402,12 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.JWKS == nil {
+	if s.cfg.Token.JWKS == nil {
 		s.fail(w, r, http.StatusNotFound, "Not found.")
 		return
 	}
 	w.Header().Del("Cache-Control") // the key set is public and cacheable
-	s.cfg.JWKS.ServeHTTP(w, r)
-}
-
-func requestID(r *http.Request) string {
-	if rs, ok := r.Context().Value(reqStateKey{}).(*reqState); ok {
-		return rs.id
-	}
-	return ""
+	s.cfg.Token.JWKS.ServeHTTP(w, r)
 }
 
 func truncate(s string, n int) string {

@@ -12,6 +12,7 @@ type Metrics struct {
 	store    *prometheus.HistogramVec
 	storeErr *prometheus.CounterVec
 	refreshs *prometheus.CounterVec
+	decides  *prometheus.CounterVec
 }
 
 // NewMetrics registers the proxy's series on reg.
@@ -44,7 +45,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "gatehouse_session_refreshes_total",
 		Help: "Background refreshes of sessions' provider tokens, by outcome (success, revoked, skipped, error).",
 	}, []string{"outcome"})
-	reg.MustRegister(m.requests, m.duration, m.logins, m.store, m.storeErr, m.refreshs)
+	m.decides = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_authz_decisions_total",
+		Help: "Authorization decisions, by route, decision (allow, unauthenticated, invalid_token, forbidden, cross_origin, unavailable, bad_request, untrusted_peer, no_route, error) and the reason that decided.",
+	}, []string{"route", "decision", "reason"})
+	reg.MustRegister(m.requests, m.duration, m.logins, m.store, m.storeErr, m.refreshs, m.decides)
 	for _, o := range []string{"success", "revoked", "skipped", "error"} {
 		m.refreshs.WithLabelValues(o)
 	}
@@ -60,6 +65,12 @@ func (m *Metrics) request(route string, code int, seconds float64) {
 	}
 	m.requests.WithLabelValues(route, codeString(code)).Inc()
 	m.duration.WithLabelValues(route).Observe(seconds)
+}
+
+func (m *Metrics) decision(route, decision, reason string) {
+	if m != nil {
+		m.decides.WithLabelValues(route, decision, reason).Inc()
+	}
 }
 
 func (m *Metrics) login(outcome string) {

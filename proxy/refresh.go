@@ -11,20 +11,6 @@ import (
 	"github.com/gatehouse/gatehouse/sessionstore"
 )
 
-// refresher renews a session's provider tokens (oidcclient.Client).
-type refresher interface {
-	Refresh(ctx context.Context, refreshToken string, prev oidcclient.Identity) (*oidcclient.Result, error)
-}
-
-// refreshStore is what refreshing needs of the session store beyond Store:
-// a write that cannot resurrect a revoked session, and a lock shared by all
-// replicas so one session is refreshed once, never twice concurrently
-// (providers that rotate refresh tokens revoke the grant on reuse).
-type refreshStore interface {
-	Replace(ctx context.Context, t sessionstore.Ticket, s *sessionstore.Session) error
-	TryLock(ctx context.Context, t sessionstore.Ticket, ttl time.Duration) (bool, error)
-}
-
 const (
 	// refreshMargin: refresh once the provider's access token has less than
 	// this left.
@@ -42,7 +28,7 @@ func refreshDue(sess *sessionstore.Session, now time.Time) bool {
 // maybeRefresh starts a background refresh when the session's provider
 // tokens are about to expire. The request goes on with the session as it is.
 func (s *Server) maybeRefresh(t sessionstore.Ticket, sess *sessionstore.Session) {
-	if s.refresher == nil || s.refreshStore == nil || !refreshDue(sess, s.now()) {
+	if !refreshDue(sess, s.now()) {
 		return
 	}
 	sid := t.SID()
@@ -59,7 +45,7 @@ func (s *Server) maybeRefresh(t sessionstore.Ticket, sess *sessionstore.Session)
 
 // refresh renews one session and returns the outcome for the metrics.
 func (s *Server) refresh(ctx context.Context, t sessionstore.Ticket) string {
-	got, err := s.refreshStore.TryLock(ctx, t, refreshLockTTL)
+	got, err := s.cfg.Session.Store.TryLock(ctx, t, refreshLockTTL)
 	if err != nil {
 		s.log.Warn("refresh: cannot take the session lock", "sid", t.SID(), "err", err)
 		return "error"
@@ -67,7 +53,7 @@ func (s *Server) refresh(ctx context.Context, t sessionstore.Ticket) string {
 	if !got {
 		return "skipped" // another request or replica has it
 	}
-	sess, err := s.cfg.Store.Load(ctx, t)
+	sess, err := s.cfg.Session.Store.Load(ctx, t)
 	if err != nil {
 		return "skipped" // gone meanwhile
 	}
@@ -79,7 +65,7 @@ func (s *Server) refresh(ctx context.Context, t sessionstore.Ticket) string {
 		PreferredUsername: sess.PreferredUsername, Groups: sess.Groups, ProviderSID: sess.ProviderSID,
 		AuthTime: sess.AuthTime, Claims: sess.Claims,
 	}
-	res, err := s.refresher.Refresh(ctx, sess.RefreshToken, prev)
+	res, err := s.cfg.Login.Client.Refresh(ctx, sess.RefreshToken, prev)
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
@@ -89,7 +75,6 @@ func (s *Server) refresh(ctx context.Context, t sessionstore.Ticket) string {
 				s.log.Error("refresh: ending a session the provider revoked", "sid", t.SID(), "err", err)
 				return "error"
 			}
-			s.forgetTokens(t)
 			s.log.Info("refresh: the provider revoked the grant; session ended", "sid", t.SID(), "user", sess.Subject)
 			return "revoked"
 		}
@@ -104,13 +89,12 @@ func (s *Server) refresh(ctx context.Context, t sessionstore.Ticket) string {
 	}
 	sess.AccessToken, sess.RefreshToken, sess.TokenExpiry = res.AccessToken, res.RefreshToken, res.Expiry
 	sess.Version++
-	if err := s.refreshStore.Replace(ctx, t, sess); err != nil {
+	if err := s.cfg.Session.Store.Replace(ctx, t, sess); err != nil {
 		if errors.Is(err, sessionstore.ErrNotFound) {
 			return "skipped" // signed out while we refreshed: stay signed out
 		}
 		s.log.Error("refresh: saving the refreshed session", "sid", t.SID(), "err", err)
 		return "error"
 	}
-	s.forgetTokens(t)
 	return "success"
 }

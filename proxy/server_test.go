@@ -75,18 +75,13 @@ func newFixture(t testing.TB, store Store) *fixture {
 	}
 	f.store = store
 	f.srv, err = New(Config{
-		PublicURL:   pub,
-		CookieName:  "gatehouse",
-		Codec:       f.codec,
-		FlowCodec:   flow,
-		Store:       store,
-		Minter:      minter,
-		Login:       oidcclient.New(oidcclient.Config{Issuer: "http://127.0.0.1:1"}),
-		Redirects:   policy,
-		Routes:      []*Route{{Name: "app", PathPrefix: "/", Upstream: upURL, Audience: "app"}},
-		IdleTimeout: 30 * time.Minute,
-		MaxLifetime: 12 * time.Hour,
-		Now:         f.clock.Now,
+		PublicURL: pub,
+		Cookie:    CookieConfig{Name: "gatehouse", Codec: f.codec, FlowCodec: flow},
+		Session:   SessionConfig{Store: store, IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour},
+		Token:     TokenConfig{Minter: minter},
+		Login:     LoginConfig{Client: oidcclient.New(oidcclient.Config{Issuer: "http://127.0.0.1:1"}), Redirects: policy},
+		Routes:    []*Route{{Name: "app", PathPrefix: "/", Upstream: upURL, Audience: "app"}},
+		Now:       f.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

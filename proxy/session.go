@@ -27,7 +27,7 @@ func (s *Server) session(r *http.Request) (*sessionstore.Session, sessionstore.T
 		return nil, t, err
 	}
 	now := s.now()
-	if sess.Expired(now, s.cfg.IdleTimeout) {
+	if sess.Expired(now, s.cfg.Session.IdleTimeout) {
 		s.storeDelete(ctx, t)
 		return nil, t, errNoSession
 	}
@@ -35,7 +35,7 @@ func (s *Server) session(r *http.Request) (*sessionstore.Session, sessionstore.T
 	if now.Sub(sess.LastSeen) >= s.touchEvery {
 		// Best effort: a failed touch costs at most touchEvery of idle time.
 		start := time.Now()
-		err := s.cfg.Store.Touch(ctx, t, now)
+		err := s.cfg.Session.Store.Touch(ctx, t, now)
 		s.cfg.Metrics.storeOp("touch", time.Since(start).Seconds(), err != nil && !errors.Is(err, sessionstore.ErrNotFound))
 	}
 	return sess, t, nil
@@ -48,7 +48,7 @@ func (s *Server) ticket(r *http.Request) (sessionstore.Ticket, bool) {
 		if t, ok := s.tickets.get(c.Value, s.now()); ok {
 			return t, true
 		}
-		if t, err := s.cfg.Codec.DecodeTicket(s.cookieName, c.Value); err == nil {
+		if t, err := s.cfg.Cookie.Codec.DecodeTicket(s.cookieName, c.Value); err == nil {
 			s.tickets.put(c.Value, t, s.now())
 			return t, true
 		}
@@ -95,23 +95,11 @@ func (c *ticketCache) put(value string, t sessionstore.Ticket, now time.Time) {
 	c.mu.Unlock()
 }
 
-// viewer is a store with a copy-free read path (sessionstore.Memory and
-// Cached): the session it returns is shared and must not be modified.
-type viewer interface {
-	View(ctx context.Context, t sessionstore.Ticket) (*sessionstore.Session, error)
-}
-
 // load returns the request's session read-only: nothing on the request path
 // modifies a session (changes go through Save, Replace or Touch).
 func (s *Server) load(ctx context.Context, t sessionstore.Ticket) (*sessionstore.Session, error) {
 	start := time.Now()
-	var sess *sessionstore.Session
-	var err error
-	if s.view != nil {
-		sess, err = s.view.View(ctx, t)
-	} else {
-		sess, err = s.cfg.Store.Load(ctx, t)
-	}
+	sess, err := s.cfg.Session.Store.View(ctx, t)
 	notFound := errors.Is(err, sessionstore.ErrNotFound)
 	s.cfg.Metrics.storeOp("load", time.Since(start).Seconds(), err != nil && !notFound)
 	if notFound {
@@ -122,7 +110,7 @@ func (s *Server) load(ctx context.Context, t sessionstore.Ticket) (*sessionstore
 
 func (s *Server) storeDelete(ctx context.Context, t sessionstore.Ticket) error {
 	start := time.Now()
-	err := s.cfg.Store.Delete(ctx, t)
+	err := s.cfg.Session.Store.Delete(ctx, t)
 	s.cfg.Metrics.storeOp("delete", time.Since(start).Seconds(), err != nil)
 	return err
 }
@@ -133,10 +121,10 @@ func (s *Server) sessionCookie(value string) *http.Cookie {
 		Name:     s.cookieName,
 		Value:    value,
 		Path:     "/",
-		Secure:   s.cfg.Secure,
+		Secure:   s.cfg.Cookie.Secure,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
-		MaxAge:   int(s.cfg.MaxLifetime / time.Second),
+		MaxAge:   int(s.cfg.Session.MaxLifetime / time.Second),
 	}
 	if value == "" {
 		c.MaxAge = -1

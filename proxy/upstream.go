@@ -71,11 +71,7 @@ func (s *Server) reverseProxy(rt *Route) *httputil.ReverseProxy {
 	target := rt.Upstream
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			var fw *forward
-			if rs, ok := pr.In.Context().Value(reqStateKey{}).(*reqState); ok {
-				fw = rs.fw
-			}
-			s.rewrite(pr, target, fw)
+			s.rewrite(pr, target, stateOf(pr.In))
 		},
 		Transport:  s.cfg.Transport,
 		BufferPool: sharedBuffers,
@@ -89,24 +85,21 @@ func (s *Server) reverseProxy(rt *Route) *httputil.ReverseProxy {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away; nothing to answer
 			}
-			rs, _ := r.Context().Value(reqStateKey{}).(*reqState)
-			id := ""
-			if rs != nil {
-				id = rs.id
-			}
-			s.log.Warn("upstream error", "request_id", id, "route", rt.Name, "err", err)
+			s.log.Warn("upstream error", "request_id", requestID(r), "route", rt.Name, "err", err)
 			s.fail(w, r, code, msg)
 		},
 	}
 }
 
 // rewrite builds the upstream request. It runs after ReverseProxy has removed
-// hop-by-hop headers (including any named in Connection), so what it sets
-// here reaches the upstream.
-func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL, fw *forward) {
+// hop-by-hop headers (including any named in Connection) and the
+// X-Forwarded-For, -Host and -Proto headers, so what it sets here reaches
+// the upstream.
+func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL, rs *reqState) {
 	out := pr.Out
 	out.URL.Scheme = target.Scheme
 	out.URL.Host = target.Host
+	fw := rs.fw
 	p := "/"
 	if fw != nil {
 		p = fw.path
@@ -116,7 +109,10 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL, fw *forward
 	out.Host = pr.In.Host
 
 	trusted := s.trustedPeer(pr.In.RemoteAddr)
+	sanitizeUpstream(out.Header, s.tokenHdrNorm, trusted)
 	if trusted {
+		// Extend the chain: the trusted peer's X-Forwarded-For, then the
+		// peer itself (SetXForwarded appends); its -Host and -Proto stand.
 		if v := pr.In.Header["X-Forwarded-For"]; len(v) > 0 {
 			out.Header["X-Forwarded-For"] = v
 		}
@@ -129,10 +125,8 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL, fw *forward
 			}
 		}
 	}
-
-	stripIdentity(out.Header, s.tokenHdrNorm)
 	stripCookies(out.Header, s.isOurCookie)
-	if rs, ok := pr.In.Context().Value(reqStateKey{}).(*reqState); ok {
+	if rs.id != "" {
 		out.Header.Set("X-Request-Id", rs.id)
 	}
 	if fw != nil && fw.authenticated {
@@ -143,10 +137,10 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL, fw *forward
 // setIdentity sets the minted token and the identity headers: on the
 // upstream request, or on a forward-auth answer for the ingress to copy.
 func (s *Server) setIdentity(h http.Header, fw *forward) {
-	if s.cfg.TokenScheme != "" {
-		h.Set(s.cfg.TokenHeader, s.cfg.TokenScheme+" "+fw.token)
+	if s.cfg.Token.Scheme != "" {
+		h.Set(s.cfg.Token.Header, s.cfg.Token.Scheme+" "+fw.token)
 	} else {
-		h.Set(s.cfg.TokenHeader, fw.token)
+		h.Set(s.cfg.Token.Header, fw.token)
 	}
 	h.Set(hdrUser, fw.user)
 	setIf(h, hdrEmail, fw.email)
@@ -188,4 +182,15 @@ func (s *Server) trustedPeer(remoteAddr string) bool {
 		}
 	}
 	return false
+}
+
+// peerPrefix is the trusted_proxies entry that would trust exactly the peer
+// at remoteAddr.
+func peerPrefix(remoteAddr string) string {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return ""
+	}
+	ip := ap.Addr().Unmap()
+	return netip.PrefixFrom(ip, ip.BitLen()).String()
 }

@@ -39,15 +39,21 @@ const (
 )
 
 // reservedClaims are the claims Mint sets itself, plus claims that would change how a
-// verifier reads the token (proof-of-possession, delegation, an ID or logout token's
-// markers). Identity.Extra entries with these names are ignored.
+// verifier reads the token (proof-of-possession, delegation, scopes, an ID or logout
+// token's markers). Identity.Extra entries with these names are ignored. This table
+// is the one list: configuration validation asks ReservedClaim.
 var reservedClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
 	"client_id": true, "email": true, "email_verified": true, "name": true,
 	"preferred_username": true, "groups": true, "sid": true, "auth_time": true,
 	"cnf": true, "act": true, "may_act": true, "azp": true, "nonce": true, "typ": true,
-	"events": true, "at_hash": true, "c_hash": true,
+	"events": true, "at_hash": true, "c_hash": true, "s_hash": true, "scope": true, "scp": true,
 }
+
+// ReservedClaim reports whether Mint sets the claim name itself or refuses to
+// carry it as an extra claim, so that a claim mapping can be refused at
+// startup instead of being dropped silently at every request.
+func ReservedClaim(name string) bool { return reservedClaims[name] }
 
 // Identity is who a minted token speaks for.
 type Identity struct {
