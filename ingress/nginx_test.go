@@ -82,7 +82,7 @@ func TestGatehouseBelievesOnlyTrustedProxies(t *testing.T) {
 		want int
 	}{
 		{"trusted proxy", "127.0.0.1", http.StatusAccepted},
-		{"untrusted peer", "127.0.0.2", http.StatusUnauthorized},
+		{"untrusted peer: refused, and told why", "127.0.0.2", http.StatusForbidden},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dialer := &net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(tt.from)}}
