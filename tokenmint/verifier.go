@@ -10,16 +10,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse/gatehouse/internal/jwks"
 )
 
 // Verifier defaults and limits.
@@ -27,15 +27,11 @@ const (
 	defaultMinRefresh  = 10 * time.Second
 	defaultLeeway      = 30 * time.Second
 	defaultHTTPTimeout = 10 * time.Second
-	// fetchTimeout bounds one JWKS fetch even with a caller's HTTPClient that has
-	// no timeout of its own.
-	fetchTimeout = 10 * time.Second
-	// keySetMaxAge is how long a fetched JWKS is trusted before the next Verify
-	// fetches it again, so a key retired from the JWKS stops verifying tokens even
-	// when no unknown kid ever forces a refresh. It matches JWKSHandler's max-age.
+	// keySetMaxAge is how long a fetched JWKS is used before a Verify starts a
+	// background refetch, so a key retired from the JWKS stops verifying tokens
+	// even when no unknown kid ever forces a refresh. It matches JWKSHandler's
+	// max-age.
 	keySetMaxAge = jwksMaxAge * time.Second
-	// maxJWKSSize bounds a JWKS response body.
-	maxJWKSSize = 1 << 20
 	// maxTokenSize bounds the token Verify parses; minted tokens are far smaller.
 	maxTokenSize = 64 << 10
 )
@@ -68,7 +64,8 @@ type VerifierConfig struct {
 	HTTPClient *http.Client
 	// MinRefreshInterval is how often, at most, a token with an unknown kid makes
 	// the verifier fetch the JWKS again; concurrent fetches are merged into one.
-	// Zero means 10 seconds.
+	// After a failed fetch the next one may come sooner: after a second, doubling
+	// while fetches keep failing, up to this interval. Zero means 10 seconds.
 	MinRefreshInterval time.Duration
 	// Leeway is the clock skew allowed when checking exp, nbf and iat. Zero means
 	// 30 seconds.
@@ -79,28 +76,18 @@ type VerifierConfig struct {
 
 // Verifier checks tokens minted by a Minter. It fetches the JWKS on the first Verify
 // and again when a token names an unknown kid (at most once per
-// MinRefreshInterval) or when the keys are older than 5 minutes. It is safe for
-// concurrent use.
+// MinRefreshInterval). Keys older than 5 minutes keep verifying while a background
+// fetch replaces them, and keys it has keep verifying while the JWKS cannot be
+// fetched. A fetch never runs on a caller's context, so a client that hangs up
+// does not fail it for the others. It is safe for concurrent use.
 type Verifier struct {
-	issuer     string
-	audience   string
-	jwksURL    string
-	algs       []jose.SignatureAlgorithm
-	client     *http.Client
-	minRefresh time.Duration
-	leeway     time.Duration
-	now        func() time.Time
-
-	mu          sync.RWMutex
-	keys        map[string]jose.JSONWebKey
-	fetchedAt   time.Time // last successful fetch
-	attemptedAt time.Time // last fetch started
-	lastErr     error     // outcome of the last fetch
-	inflight    *keyFetch
+	issuer   string
+	audience string
+	algs     []jose.SignatureAlgorithm
+	leeway   time.Duration
+	now      func() time.Time
+	keys     *jwks.Cache
 }
-
-// keyFetch is one JWKS fetch in progress; done closes when it has landed.
-type keyFetch struct{ done chan struct{} }
 
 // NewVerifier checks cfg and returns a Verifier. It does not fetch the JWKS: the
 // first Verify does. Every problem in cfg is reported at once.
@@ -162,15 +149,24 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if now == nil {
 		now = time.Now
 	}
+	keys, err := jwks.New(jwks.Config{
+		URL:         cfg.JWKSURL,
+		Client:      client,
+		Accept:      func(k jose.JSONWebKey) bool { return k.KeyID != "" },
+		MinInterval: minRefresh,
+		MaxAge:      keySetMaxAge,
+		Now:         now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tokenmint: invalid verifier config: %w", err)
+	}
 	return &Verifier{
-		issuer:     cfg.Issuer,
-		audience:   cfg.Audience,
-		jwksURL:    cfg.JWKSURL,
-		algs:       algs,
-		client:     client,
-		minRefresh: minRefresh,
-		leeway:     leeway,
-		now:        now,
+		issuer:   cfg.Issuer,
+		audience: cfg.Audience,
+		algs:     algs,
+		leeway:   leeway,
+		now:      now,
+		keys:     keys,
 	}, nil
 }
 
@@ -208,7 +204,8 @@ type Claims struct {
 //     each give or take Leeway.
 //
 // Errors wrap ErrInvalidToken, or ErrJWKSUnavailable when the key could not be
-// looked up, or ctx's error when ctx ended while the JWKS was being fetched.
+// looked up (also wrapping ctx's error when ctx ended while the JWKS was being
+// fetched).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if raw == "" {
 		return nil, fmt.Errorf("%w: empty", ErrInvalidToken)
@@ -233,12 +230,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if hdr.KeyID == "" {
 		return nil, fmt.Errorf("%w: no kid", ErrInvalidToken)
 	}
-	key, err := v.key(ctx, hdr.KeyID)
+	key, err := v.key(ctx, hdr.KeyID, hdr.Algorithm)
 	if err != nil {
 		return nil, err
-	}
-	if !keyFits(key, hdr.Algorithm) {
-		return nil, fmt.Errorf("%w: key %q does not sign %s", ErrInvalidToken, hdr.KeyID, hdr.Algorithm)
 	}
 	payload, err := jws.Verify(key.Key)
 	if err != nil {
@@ -373,136 +367,23 @@ func keyFits(key jose.JSONWebKey, alg string) bool {
 	}
 }
 
-// key returns the JWKS key named kid, fetching the JWKS when kid is unknown or the
-// keys are older than keySetMaxAge.
-func (v *Verifier) key(ctx context.Context, kid string) (jose.JSONWebKey, error) {
-	v.mu.RLock()
-	k, ok := v.keys[kid]
-	stale := v.fetchedAt.IsZero() || v.now().Sub(v.fetchedAt) >= keySetMaxAge
-	v.mu.RUnlock()
-	if ok && !stale {
-		return k, nil
-	}
-	if err := v.refresh(ctx); err != nil {
-		return jose.JSONWebKey{}, fmt.Errorf("tokenmint: fetching JWKS: %w", err)
-	}
-	v.mu.RLock()
-	k, ok = v.keys[kid]
-	lastErr := v.lastErr
-	v.mu.RUnlock()
+// key returns the key named kid that may verify alg. It never waits for a
+// refresh of keys it has: keys older than keySetMaxAge serve while a background
+// fetch replaces them (see internal/jwks).
+func (v *Verifier) key(ctx context.Context, kid, alg string) (jose.JSONWebKey, error) {
+	keys, err := v.keys.Lookup(ctx, kid)
 	switch {
-	case ok:
-		// A stale key whose refresh failed still verifies: the JWKS being down
-		// must not break every upstream at once.
-		return k, nil
-	case lastErr != nil:
-		return jose.JSONWebKey{}, fmt.Errorf("%w: key %q not known: %w", ErrJWKSUnavailable, clip(kid), lastErr)
-	default:
+	case errors.Is(err, jwks.ErrUnknownKey):
 		return jose.JSONWebKey{}, fmt.Errorf("%w: unknown kid %q", ErrInvalidToken, clip(kid))
+	case err != nil:
+		return jose.JSONWebKey{}, fmt.Errorf("%w: key %q not known: %w", ErrJWKSUnavailable, clip(kid), err)
 	}
-}
-
-// refresh fetches the JWKS unless a fetch started less than minRefresh ago, or joins
-// the fetch in progress, and waits for it. It returns only ctx's error: a failed
-// fetch is recorded in lastErr. The fetch itself does not stop when ctx does, so one
-// caller giving up does not fail the others waiting on it.
-func (v *Verifier) refresh(ctx context.Context) error {
-	v.mu.Lock()
-	f := v.inflight
-	if f == nil {
-		now := v.now()
-		// A clock that went backwards counts as the interval having passed.
-		if since := now.Sub(v.attemptedAt); !v.attemptedAt.IsZero() && since >= 0 && since < v.minRefresh {
-			v.mu.Unlock()
-			return nil
+	for _, k := range keys {
+		if keyFits(k, alg) {
+			return k, nil
 		}
-		f = &keyFetch{done: make(chan struct{})}
-		v.inflight = f
-		v.attemptedAt = now
-		go v.fetch(context.WithoutCancel(ctx), f)
 	}
-	v.mu.Unlock()
-	select {
-	case <-f.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// fetch runs one JWKS fetch and lands its outcome.
-func (v *Verifier) fetch(ctx context.Context, f *keyFetch) {
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	defer cancel()
-	keys, err := v.fetchKeys(ctx)
-	v.mu.Lock()
-	if err == nil {
-		v.keys = keys
-		v.fetchedAt = v.now()
-	}
-	v.lastErr = err
-	v.inflight = nil
-	v.mu.Unlock()
-	close(f.done)
-}
-
-func (v *Verifier) fetchKeys(ctx context.Context) (map[string]jose.JSONWebKey, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.jwksURL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("tokenmint: JWKS request: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := v.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("tokenmint: fetching JWKS: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("tokenmint: fetching JWKS %s: status %s", v.jwksURL, resp.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("tokenmint: reading JWKS %s: %w", v.jwksURL, err)
-	}
-	if len(body) > maxJWKSSize {
-		return nil, fmt.Errorf("tokenmint: JWKS %s is larger than %d bytes", v.jwksURL, maxJWKSSize)
-	}
-	keys, err := parseJWKS(body)
-	if err != nil {
-		return nil, fmt.Errorf("tokenmint: JWKS %s: %w", v.jwksURL, err)
-	}
-	return keys, nil
-}
-
-// parseJWKS returns the usable keys of a JWKS by kid. Keys this verifier cannot use
-// (another type, private or encryption keys, no kid, a later duplicate kid) are
-// skipped rather than failing the whole set, so one exotic key cannot lock out the
-// others.
-func parseJWKS(body []byte) (map[string]jose.JSONWebKey, error) {
-	var set struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("parsing: %w", err)
-	}
-	keys := make(map[string]jose.JSONWebKey, len(set.Keys))
-	for _, raw := range set.Keys {
-		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON(raw); err != nil {
-			continue
-		}
-		if k.KeyID == "" || !k.IsPublic() || (k.Use != "" && k.Use != "sig") {
-			continue
-		}
-		if _, dup := keys[k.KeyID]; dup {
-			continue
-		}
-		keys[k.KeyID] = k
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("no usable signing keys")
-	}
-	return keys, nil
+	return jose.JSONWebKey{}, fmt.Errorf("%w: key %q does not sign %s", ErrInvalidToken, clip(kid), alg)
 }
 
 // parseClaims decodes a verified payload. Every registered claim must have its

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -174,6 +175,9 @@ func TestVerifyRejectsAttacks(t *testing.T) {
 		{name: "no exp", token: es(with(claims(now), "exp", nil))},
 		{name: "no iat", token: es(with(claims(now), "iat", nil))},
 		{name: "exp as a string", token: es(with(claims(now), "exp", "9999999999"))},
+		{name: "iat as a string", token: es(with(claims(now), "iat", fmt.Sprint(now.Unix())))},
+		{name: "nbf as a string", token: es(with(claims(now), "nbf", fmt.Sprint(now.Unix())))},
+		{name: "exp as a boolean", token: es(with(claims(now), "exp", true))},
 		{name: "exp null", token: es(with(claims(now), "exp", json.RawMessage("null")))},
 		{name: "exp enormous", token: es(with(claims(now), "exp", 1e300))},
 
@@ -409,22 +413,72 @@ func TestVerifyJWKSOutage(t *testing.T) {
 
 	down.Store(false)
 	if _, err := v.Verify(t.Context(), tok()); !errors.Is(err, tokenmint.ErrJWKSUnavailable) {
-		t.Errorf("Verify right after the outage = %v; want ErrJWKSUnavailable until MinRefreshInterval passes", err)
+		t.Errorf("Verify right after the failed fetch = %v; want ErrJWKSUnavailable until the 1s retry backoff passes", err)
 	}
-	e.clk.Advance(10 * time.Second)
+	// The retry comes after a second, not after the whole MinRefreshInterval.
+	e.clk.Advance(time.Second)
 	if _, err := v.Verify(t.Context(), tok()); err != nil {
-		t.Fatalf("Verify once the JWKS is back: %v", err)
+		t.Fatalf("Verify a second after the failed fetch, the JWKS back: %v", err)
 	}
 
-	// Keys past their 5-minute age are refetched, and kept if the refetch fails.
+	// Keys past their 5-minute age are refetched in the background, and kept if
+	// the refetch fails.
 	down.Store(true)
 	before := jwks.requests.Load()
 	e.clk.Advance(6 * time.Minute)
-	if _, err := v.Verify(t.Context(), tok()); err != nil {
-		t.Errorf("Verify with stale keys and the JWKS down: %v; want the stale keys used", err)
+	for range 3 {
+		if _, err := v.Verify(t.Context(), tok()); err != nil {
+			t.Errorf("Verify with stale keys and the JWKS down: %v; want the stale keys used", err)
+		}
+		if err := tokenmint.WaitForKeys(t.Context(), v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got := jwks.requests.Load(); got != before+1 {
-		t.Errorf("fetches = %d; want %d (one refresh of the stale keys)", got, before+1)
+		t.Errorf("fetches = %d; want %d (one refresh of the stale keys within the retry backoff)", got, before+1)
+	}
+}
+
+// TestVerifyServesStaleKeysWhileRefreshing: once the keys are older than 5
+// minutes, Verify starts a refetch but does not wait for it. The JWKS server
+// here holds the refetch and the caller's context ends when the refetch
+// arrives: a Verify that waited would fail with context.Canceled.
+func TestVerifyServesStaleKeysWhileRefreshing(t *testing.T) {
+	e := newVerifyEnv(t)
+	var held atomic.Bool
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	jwks := serveCounting(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if held.Load() {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		e.minter.JWKSHandler().ServeHTTP(w, r)
+	}))
+	v := newVerifier(t, tokenmint.VerifierConfig{JWKSURL: jwks.URL, Now: e.clk.Now})
+	tok := mint(t, e.minter, "", testAudience, fullIdentity()).Raw
+	if _, err := v.Verify(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	held.Store(true)
+	e.clk.Advance(5 * time.Minute)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	if _, err := v.Verify(ctx, mint(t, e.minter, "", testAudience, fullIdentity()).Raw); err != nil {
+		t.Errorf("Verify with stale keys during a refetch: %v; want the stale keys used at once", err)
+	}
+	close(release)
+	if err := tokenmint.WaitForKeys(t.Context(), v); err != nil {
+		t.Fatal(err)
+	}
+	if n := jwks.requests.Load(); n != 2 {
+		t.Errorf("fetches = %d; want 2", n)
 	}
 }
 
@@ -442,10 +496,18 @@ func TestVerifyRetiredKeyStopsVerifying(t *testing.T) {
 	if _, err := v.Verify(t.Context(), mint(t, oldSigner, "", testAudience, fullIdentity()).Raw); err != nil {
 		t.Errorf("Verify 4 minutes after retirement: %v; want the cached key still used", err)
 	}
+	// At 5 minutes the keys are stale: the Verify that notices still uses them
+	// and starts the refetch; once it lands, the retired key is refused.
 	e.clk.Advance(time.Minute)
+	if _, err := v.Verify(t.Context(), mint(t, oldSigner, "", testAudience, fullIdentity()).Raw); err != nil {
+		t.Errorf("Verify that starts the refetch of stale keys: %v; want them used meanwhile", err)
+	}
+	if err := tokenmint.WaitForKeys(t.Context(), v); err != nil {
+		t.Fatal(err)
+	}
 	_, err := v.Verify(t.Context(), mint(t, oldSigner, "", testAudience, fullIdentity()).Raw)
 	if !errors.Is(err, tokenmint.ErrInvalidToken) {
-		t.Errorf("Verify 5 minutes after retirement = %v; want the retired key rejected", err)
+		t.Errorf("Verify after the refetch = %v; want the retired key rejected", err)
 	}
 }
 
