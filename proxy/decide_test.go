@@ -18,8 +18,8 @@ type decisionLog struct {
 }
 
 func (d *decisionLog) Enabled(context.Context, slog.Level) bool { return true }
-func (d *decisionLog) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d *decisionLog) WithGroup(string) slog.Handler           { return d }
+func (d *decisionLog) WithAttrs([]slog.Attr) slog.Handler       { return d }
+func (d *decisionLog) WithGroup(string) slog.Handler            { return d }
 func (d *decisionLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "request" {
 		return nil
