@@ -58,7 +58,11 @@ type memEntry struct {
 }
 
 // NewMemory returns an empty Memory store and starts its periodic sweep of expired sessions.
-func NewMemory(cfg MemoryConfig) *Memory {
+func NewMemory(cfg MemoryConfig) *Memory { return newMemory(cfg, nil) }
+
+// newMemory is NewMemory sweeping whenever tick fires; nil means every sweepInterval. Tests drive the sweep with
+// their own channel.
+func newMemory(cfg MemoryConfig, tick <-chan time.Time) *Memory {
 	m := &Memory{
 		max:     cfg.MaxSessions,
 		now:     cfg.Now,
@@ -73,7 +77,7 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		m.now = time.Now
 	}
 	m.lru.next, m.lru.prev = &m.lru, &m.lru
-	go m.sweepLoop()
+	go m.sweepLoop(tick)
 	return m
 }
 
@@ -189,15 +193,18 @@ func (m *Memory) evictOneLocked(now time.Time) {
 	}
 }
 
-func (m *Memory) sweepLoop() {
+func (m *Memory) sweepLoop(tick <-chan time.Time) {
 	defer close(m.done)
-	tick := time.NewTicker(sweepInterval)
-	defer tick.Stop()
+	if tick == nil {
+		t := time.NewTicker(sweepInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-m.stop:
 			return
-		case <-tick.C:
+		case <-tick:
 			for m.sweepStep() {
 			}
 		}

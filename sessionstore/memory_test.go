@@ -125,22 +125,27 @@ func TestMemoryZeroConfig(t *testing.T) {
 	}
 }
 
-// TestMemorySweep runs in a synctest bubble: time is fake, and the bubble only ends once every goroutine the store
-// started has exited, so a sweeper that Close fails to stop hangs the test instead of leaking quietly.
+// TestMemorySweep drives the sweep with its own tick channel and a fake clock. It runs in a synctest bubble, which
+// only ends once every goroutine the store started has exited, so a sweeper that Close fails to stop hangs the test
+// instead of leaking quietly.
 func TestMemorySweep(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		m := NewMemory(MemoryConfig{})
+		clock := newFakeClock()
+		tick := make(chan time.Time)
+		m := newMemory(MemoryConfig{Now: clock.Now}, tick)
 		short, long := mustTicket(t), mustTicket(t)
-		if err := m.Save(ctx, short, &Session{ExpiresAt: time.Now().Add(30 * time.Second)}); err != nil {
+		if err := m.Save(ctx, short, &Session{ExpiresAt: clock.Now().Add(30 * time.Second)}); err != nil {
 			t.Fatalf("Save: %v", err)
 		}
-		if err := m.Save(ctx, long, &Session{ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		if err := m.Save(ctx, long, &Session{ExpiresAt: clock.Now().Add(time.Hour)}); err != nil {
 			t.Fatalf("Save: %v", err)
 		}
 
-		time.Sleep(sweepInterval + time.Second)
-		synctest.Wait()
+		clock.Advance(time.Minute)
+		tick <- clock.Now()
+		// The loop takes the second tick only once the first sweep is over.
+		tick <- clock.Now()
 		if got := m.len(); got != 1 {
 			t.Errorf("sessions kept after a sweep = %d; want 1 (the expired one dropped without being asked for)", got)
 		}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,6 +26,8 @@ const (
 	DefaultDialTimeout = 3 * time.Second
 	// DefaultOpTimeout is RedisConfig.OpTimeout when it is not set.
 	DefaultOpTimeout = time.Second
+	// DefaultRevokeTimeout is RedisConfig.RevokeTimeout when it is not set.
+	DefaultRevokeTimeout = 30 * time.Second
 )
 
 // Hash fields of a session key.
@@ -32,6 +35,7 @@ const (
 	fieldData     = "d" // the encrypted session record
 	fieldSeen     = "s" // the encrypted LastSeen, written alone by Touch
 	fieldVerifier = "v" // keyVerifier(Ticket.Key): lets Touch check the key without decrypting anything
+	fieldIndexes  = "x" // the session's revocation index keys, space-separated, so ending it can leave them
 )
 
 // blobVersion prefixes every encrypted value so the format can change without misreading old data.
@@ -39,56 +43,93 @@ const blobVersion byte = 1
 
 // touchScript sets LastSeen only if the session exists and was saved with the same key: a Touch must neither
 // resurrect a deleted session as a stub nor let a wrong key overwrite the field.
-var touchScript = redis.NewScript(`
+var touchScript = redis.NewScript(touchScriptLua)
+
+const touchScriptLua = `
 if redis.call('HGET', KEYS[1], 'v') == ARGV[1] then
 	redis.call('HSET', KEYS[1], 's', ARGV[2])
 	return 1
 end
 return 0
-`)
+`
+
+// Deployment shapes of Redis, for RedisConfig.Mode.
+const (
+	// ModeStandalone is one server (or a managed endpoint that behaves as one).
+	ModeStandalone = "standalone"
+	// ModeSentinel asks Sentinels for the current master and follows failovers.
+	ModeSentinel = "sentinel"
+	// ModeCluster is a Redis Cluster reached through one or more seed nodes (a single configuration endpoint, as
+	// managed services give, is enough).
+	ModeCluster = "cluster"
+)
 
 // RedisConfig configures a Redis store. Only Addrs is required.
 type RedisConfig struct {
-	// Addrs lists host:port addresses: one for a standalone server, several for a Cluster, or the Sentinels when
-	// MasterName is set.
+	// Mode is ModeStandalone, ModeSentinel or ModeCluster; empty means ModeStandalone. It is never guessed from the
+	// number of addresses: one address can be a whole Cluster.
+	Mode string
+	// Addrs lists host:port addresses: the server (standalone, exactly one), the Sentinels (sentinel), or seed nodes
+	// (cluster).
 	Addrs []string
-	// MasterName, if set, selects Sentinel mode: Addrs are Sentinels and this names the monitored master.
+	// MasterName names the master the Sentinels monitor; required in sentinel mode, refused otherwise.
 	MasterName string
-	// Username and Password authenticate to the data nodes (ACL user or requirepass); empty means none. Sentinels
-	// are asked for the master without credentials.
+	// Username and Password authenticate to the data nodes (ACL user or requirepass); empty means none.
 	Username string
 	Password string
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels themselves (sentinel mode only); empty
+	// means the Sentinels are asked without credentials.
+	SentinelUsername string
+	SentinelPassword string
 	// DB selects the database of a standalone or Sentinel deployment; Cluster only has 0.
 	DB int
-	// TLSConfig, if not nil, makes every connection use TLS with this configuration.
+	// TLSConfig, if not nil, makes every connection use TLS with this configuration: to the data nodes and, in
+	// sentinel mode, to the Sentinels.
 	TLSConfig *tls.Config
 	// KeyPrefix starts every key the store writes; empty means DefaultKeyPrefix. It must not contain '{' or '}',
-	// which would change the Cluster hash slot of every session.
+	// which would change the Cluster hash slot of every session, nor whitespace.
 	KeyPrefix string
 	// DialTimeout bounds establishing a connection; zero means DefaultDialTimeout.
 	DialTimeout time.Duration
 	// OpTimeout bounds every command, on top of the caller's context; zero means DefaultOpTimeout.
 	OpTimeout time.Duration
+	// RevokeTimeout bounds one revocation by subject or provider sid as a whole, which works through the index in
+	// batches of OpTimeout each; zero means DefaultRevokeTimeout.
+	RevokeTimeout time.Duration
 	// PoolSize is the number of connections per node; zero means go-redis's default (10 per CPU).
 	PoolSize int
-	// Now returns the current time; nil means time.Now. Tests inject a clock here.
+	// Now returns the current time; nil means time.Now. Tests inject a clock here. Replicas sharing a Redis must
+	// have clocks in sync (NTP) to well under a second: session expiry and the refresh lock are judged by it.
 	Now func() time.Time
 }
 
 // Redis is a session store in Redis (standalone, Sentinel or Cluster), shared by every replica. Each session lives in
 // one hash whose key is derived from a hash of the session id, encrypted with AES-256-GCM under the ticket's key,
 // and expiring with the session. It is safe for concurrent use.
+//
+// It needs Redis 6.2 or later, or Valkey (MinRedisVersion); Check verifies that.
 type Redis struct {
-	client    redis.UniversalClient
-	prefix    string
-	opTimeout time.Duration
-	now       func() time.Time
+	client        redis.UniversalClient
+	prefix        string
+	opTimeout     time.Duration
+	revokeTimeout time.Duration
+	now           func() time.Time
+
+	versionOK atomic.Bool // Check succeeded once
+
+	// testHookRevokeBatch, if set, runs after a revocation read a batch of the index and before it deletes
+	// anything: tests save a session there to race the revocation.
+	testHookRevokeBatch func()
 }
 
 // NewRedis validates cfg and returns a Redis store. It does not contact Redis, so it succeeds while Redis is down and
-// the store recovers by itself when Redis comes back; use Ping to report reachability.
+// the store recovers by itself when Redis comes back; use Check at startup and Ping to report reachability.
 func NewRedis(cfg RedisConfig) (*Redis, error) {
 	var problems []string
+	mode := cfg.Mode
+	if mode == "" {
+		mode = ModeStandalone
+	}
 	if len(cfg.Addrs) == 0 {
 		problems = append(problems, "addrs: at least one address is required")
 	}
@@ -97,8 +138,32 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 			problems = append(problems, fmt.Sprintf("addrs[%d]: empty address", i))
 		}
 	}
-	if strings.ContainsAny(cfg.KeyPrefix, "{}") {
-		problems = append(problems, fmt.Sprintf("key_prefix %q: must not contain '{' or '}'", cfg.KeyPrefix))
+	switch mode {
+	case ModeStandalone:
+		if len(cfg.Addrs) > 1 {
+			problems = append(problems, fmt.Sprintf("addrs: standalone mode takes one address, got %d (set mode to cluster or sentinel)", len(cfg.Addrs)))
+		}
+	case ModeSentinel:
+		if cfg.MasterName == "" {
+			problems = append(problems, "master_name: required in sentinel mode")
+		}
+	case ModeCluster:
+		if cfg.DB != 0 {
+			problems = append(problems, fmt.Sprintf("db %d: must be 0 in cluster mode", cfg.DB))
+		}
+	default:
+		problems = append(problems, fmt.Sprintf("mode %q: must be standalone, sentinel or cluster", cfg.Mode))
+	}
+	if mode != ModeSentinel {
+		if cfg.MasterName != "" {
+			problems = append(problems, "master_name: only in sentinel mode")
+		}
+		if cfg.SentinelUsername != "" || cfg.SentinelPassword != "" {
+			problems = append(problems, "sentinel_username, sentinel_password: only in sentinel mode")
+		}
+	}
+	if strings.ContainsAny(cfg.KeyPrefix, "{} \t\r\n") {
+		problems = append(problems, fmt.Sprintf("key_prefix %q: must not contain '{', '}' or whitespace", cfg.KeyPrefix))
 	}
 	if cfg.DB < 0 {
 		problems = append(problems, fmt.Sprintf("db %d: must not be negative", cfg.DB))
@@ -109,6 +174,9 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.OpTimeout < 0 {
 		problems = append(problems, fmt.Sprintf("op_timeout %v: must not be negative", cfg.OpTimeout))
 	}
+	if cfg.RevokeTimeout < 0 {
+		problems = append(problems, fmt.Sprintf("revoke_timeout %v: must not be negative", cfg.RevokeTimeout))
+	}
 	if cfg.PoolSize < 0 {
 		problems = append(problems, fmt.Sprintf("pool_size %d: must not be negative", cfg.PoolSize))
 	}
@@ -116,12 +184,15 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		return nil, fmt.Errorf("sessionstore: invalid redis configuration: %s", strings.Join(problems, "; "))
 	}
 
-	r := &Redis{prefix: cfg.KeyPrefix, opTimeout: cfg.OpTimeout, now: cfg.Now}
+	r := &Redis{prefix: cfg.KeyPrefix, opTimeout: cfg.OpTimeout, revokeTimeout: cfg.RevokeTimeout, now: cfg.Now}
 	if r.prefix == "" {
 		r.prefix = DefaultKeyPrefix
 	}
 	if r.opTimeout == 0 {
 		r.opTimeout = DefaultOpTimeout
+	}
+	if r.revokeTimeout == 0 {
+		r.revokeTimeout = DefaultRevokeTimeout
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -130,29 +201,71 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if dialTimeout == 0 {
 		dialTimeout = DefaultDialTimeout
 	}
-	r.client = redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:      cfg.Addrs,
-		MasterName: cfg.MasterName,
-		Username:   cfg.Username,
-		Password:   cfg.Password,
-		DB:         cfg.DB,
-		TLSConfig:  cfg.TLSConfig,
-		// DialTimeout is capped by the command's context, so an outage costs at most OpTimeout per call.
-		DialTimeout:  dialTimeout,
-		ReadTimeout:  r.opTimeout,
-		WriteTimeout: r.opTimeout,
-		// Without this go-redis ignores context deadlines for socket reads and writes.
-		ContextTimeoutEnabled: true,
-		PoolSize:              cfg.PoolSize,
-		// Maintenance notifications are a Redis Enterprise/Cloud feature; probing for them costs a round trip per
-		// new connection elsewhere.
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
+	// Maintenance notifications are a Redis Enterprise/Cloud feature; probing for them costs a round trip per new
+	// connection elsewhere.
+	maint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	switch mode {
+	case ModeSentinel:
+		r.client = redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:       cfg.MasterName,
+			SentinelAddrs:    cfg.Addrs,
+			SentinelUsername: cfg.SentinelUsername,
+			SentinelPassword: cfg.SentinelPassword,
+			Username:         cfg.Username,
+			Password:         cfg.Password,
+			DB:               cfg.DB,
+			TLSConfig:        cfg.TLSConfig,
+			DialTimeout:      dialTimeout,
+			ReadTimeout:      r.opTimeout,
+			WriteTimeout:     r.opTimeout,
+			// Without this go-redis ignores context deadlines for socket reads and writes.
+			ContextTimeoutEnabled: true,
+			PoolSize:              cfg.PoolSize,
+			DisableIdentity:       true,
+			// FailoverOptions has no MaintNotificationsConfig: go-redis does not probe for them in sentinel mode.
+		})
+	case ModeCluster:
+		r.client = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:                    cfg.Addrs,
+			Username:                 cfg.Username,
+			Password:                 cfg.Password,
+			TLSConfig:                cfg.TLSConfig,
+			DialTimeout:              dialTimeout,
+			ReadTimeout:              r.opTimeout,
+			WriteTimeout:             r.opTimeout,
+			ContextTimeoutEnabled:    true,
+			PoolSize:                 cfg.PoolSize,
+			MaintNotificationsConfig: maint,
+			// CLIENT SETINFO is Redis 7.2: on older servers it only costs a failing round trip per connection.
+			DisableIdentity: true,
+		})
+	default:
+		r.client = redis.NewClient(&redis.Options{
+			Addr:      cfg.Addrs[0],
+			Username:  cfg.Username,
+			Password:  cfg.Password,
+			DB:        cfg.DB,
+			TLSConfig: cfg.TLSConfig,
+			// DialTimeout is capped by the command's context, so an outage costs at most OpTimeout per call.
+			DialTimeout:              dialTimeout,
+			ReadTimeout:              r.opTimeout,
+			WriteTimeout:             r.opTimeout,
+			ContextTimeoutEnabled:    true,
+			PoolSize:                 cfg.PoolSize,
+			MaintNotificationsConfig: maint,
+			// CLIENT SETINFO is Redis 7.2: on older servers it only costs a failing round trip per connection.
+			DisableIdentity: true,
+		})
+	}
 	return r, nil
 }
 
-// Save stores s under t, encrypted with t.Key, replacing any session with the same id, and sets the key to expire at
-// s.ExpiresAt. A session already past its ExpiresAt is not kept: Save deletes any stored copy instead.
+// Save stores s under t, encrypted with t.Key, replacing any session with the same id, sets the key to expire at
+// s.ExpiresAt, and lists it in the revocation indexes of its subject and provider sid. A session already past its
+// ExpiresAt is not kept: Save deletes any stored copy instead.
+//
+// An error means the session is not stored: when the indexes cannot be written, Save deletes the session again
+// rather than leave one that revocation by subject could not reach.
 func (r *Redis) Save(ctx context.Context, t Ticket, s *Session) error {
 	if err := checkSavable(s); err != nil {
 		return err
@@ -164,7 +277,7 @@ func (r *Redis) Save(ctx context.Context, t Ticket, s *Session) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opTimeout)
 	defer cancel()
 	if ttl < time.Millisecond {
-		if err := r.client.Del(ctx, key).Err(); err != nil {
+		if err := r.deleteSessions(ctx, []string{h}, ""); err != nil {
 			return fmt.Errorf("sessionstore: redis save: deleting expired session: %w", err)
 		}
 		return nil
@@ -175,18 +288,30 @@ func (r *Redis) Save(ctx context.Context, t Ticket, s *Session) error {
 		return err
 	}
 	verifier := keyVerifier(t.Key)
+	indexes := r.indexKeys(s)
 
-	// MULTI/EXEC: a reader never sees the new fields without the new expiry. All three fields are always written,
-	// so nothing of a replaced session survives.
+	// MULTI/EXEC: a reader never sees the new fields without the new expiry. All fields are always written, so
+	// nothing of a replaced session survives.
 	_, err = r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, fieldData, data, fieldSeen, seen, fieldVerifier, verifier[:])
+		p.HSet(ctx, key, fieldData, data, fieldSeen, seen, fieldVerifier, verifier[:], fieldIndexes, strings.Join(indexes, " "))
 		p.PExpire(ctx, key, ttl)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sessionstore: redis save: %w", err)
 	}
-	return r.index(ctx, h, s, ttl)
+	// The session is written before it is indexed: a revocation that reads the index meanwhile either finds it
+	// (and deletes the session, which exists) or leaves the member it adds now in place.
+	if err := r.index(ctx, h, s.ExpiresAt, indexes); err != nil {
+		// A fresh context: ctx may be what ran out.
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), r.opTimeout)
+		defer dcancel()
+		if derr := r.client.Del(dctx, key).Err(); derr != nil {
+			return fmt.Errorf("%w (and the unindexed session could not be deleted: %w)", err, derr)
+		}
+		return err
+	}
+	return nil
 }
 
 // sealed encrypts the session record and its LastSeen for storage under h.
@@ -211,10 +336,15 @@ func (r *Redis) sealed(t Ticket, h string, s *Session) (data, seen []byte, err e
 // Load returns the session saved under t, or ErrNotFound if there is none, it is past its ExpiresAt, or it does not
 // decrypt with t.Key. Any other error means Redis could not be asked.
 func (r *Redis) Load(ctx context.Context, t Ticket) (*Session, error) {
-	h := storeHash(t.ID)
 	ctx, cancel := context.WithTimeout(ctx, r.opTimeout)
 	defer cancel()
-	vals, err := r.client.HMGet(ctx, r.key(h), fieldData, fieldSeen).Result()
+	return r.read(ctx, r.client, t)
+}
+
+// read is Load on c, which may be a transaction watching the session's key.
+func (r *Redis) read(ctx context.Context, c redis.Cmdable, t Ticket) (*Session, error) {
+	h := storeHash(t.ID)
+	vals, err := c.HMGet(ctx, r.key(h), fieldData, fieldSeen).Result()
 	if err != nil {
 		return nil, fmt.Errorf("sessionstore: redis load: %w", err)
 	}
@@ -273,22 +403,26 @@ func (r *Redis) Touch(ctx context.Context, t Ticket, seen time.Time) error {
 	return nil
 }
 
-// Delete removes the session saved under t.ID, if any.
+// Delete removes the session saved under t.ID, if any, and its entries in the revocation indexes.
 func (r *Redis) Delete(ctx context.Context, t Ticket) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opTimeout)
 	defer cancel()
-	if err := r.client.Del(ctx, r.key(storeHash(t.ID))).Err(); err != nil {
+	if err := r.deleteSessions(ctx, []string{storeHash(t.ID)}, ""); err != nil {
 		return fmt.Errorf("sessionstore: redis delete: %w", err)
 	}
 	return nil
 }
 
-// Ping reports whether Redis answers within the operation timeout.
+// Ping reports whether Redis answers within the operation timeout. Until Check has succeeded once, it runs Check
+// too, so a Redis that was down at startup and turns out too old shows as not ready.
 func (r *Redis) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opTimeout)
 	defer cancel()
 	if err := r.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("sessionstore: redis ping: %w", err)
+	}
+	if !r.versionOK.Load() {
+		return r.Check(ctx)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,7 +153,7 @@ func TestRedisAtRest(t *testing.T) {
 	}
 	var members []string
 	for _, ix := range indexes {
-		m, err := raw.SMembers(ctx, ix).Result()
+		m, err := raw.ZRange(ctx, ix, 0, -1).Result()
 		if err != nil || len(m) != 1 || r.key(m[0]) != key {
 			t.Errorf("index %s = %q, %v; want the session's store hash", ix, m, err)
 		}
@@ -207,16 +208,8 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	}
 
 	srv.Restart(t)
-	// go-redis backs off dialling after failures; poll until the same store answers again.
-	for attempt := 0; ; attempt++ {
-		if err = r.Ping(ctx); err == nil {
-			break
-		}
-		if attempt == 100 {
-			t.Fatalf("Ping after Restart still failing: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// go-redis backs off dialling after failures: the same store answers again once it has redialled.
+	waitFor(t, 10*time.Second, "Ping after Restart", func() error { return r.Ping(ctx) })
 	// The restarted server kept nothing: the old session is gone, which is ErrNotFound now, not an outage.
 	if _, err := r.Load(ctx, tk); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Load of a session lost in the restart: err = %v; want ErrNotFound", err)
@@ -246,8 +239,19 @@ func TestNewRedisConfig(t *testing.T) {
 		wantErr string // substring; empty means success
 	}{
 		{"minimal", RedisConfig{Addrs: []string{"127.0.0.1:1"}}, ""},
-		{"cluster", RedisConfig{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}}, ""},
-		{"sentinel", RedisConfig{Addrs: []string{"127.0.0.1:1"}, MasterName: "mymaster"}, ""},
+		{"standalone", RedisConfig{Mode: ModeStandalone, Addrs: []string{"127.0.0.1:1"}}, ""},
+		{"cluster", RedisConfig{Mode: ModeCluster, Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}}, ""},
+		{"cluster behind one endpoint", RedisConfig{Mode: ModeCluster, Addrs: []string{"127.0.0.1:1"}}, ""},
+		{"sentinel", RedisConfig{Mode: ModeSentinel, Addrs: []string{"127.0.0.1:1"}, MasterName: "mymaster"}, ""},
+		{"sentinel with auth", RedisConfig{Mode: ModeSentinel, Addrs: []string{"127.0.0.1:1"}, MasterName: "m", SentinelUsername: "u", SentinelPassword: "p"}, ""},
+		{"unknown mode", RedisConfig{Mode: "ring", Addrs: []string{"127.0.0.1:1"}}, `mode "ring"`},
+		{"several addrs standalone", RedisConfig{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}}, "standalone mode takes one address"},
+		{"sentinel without master", RedisConfig{Mode: ModeSentinel, Addrs: []string{"127.0.0.1:1"}}, "master_name: required"},
+		{"master name outside sentinel", RedisConfig{Addrs: []string{"127.0.0.1:1"}, MasterName: "m"}, "master_name: only in sentinel mode"},
+		{"sentinel auth outside sentinel", RedisConfig{Addrs: []string{"127.0.0.1:1"}, SentinelPassword: "p"}, "only in sentinel mode"},
+		{"cluster db", RedisConfig{Mode: ModeCluster, Addrs: []string{"127.0.0.1:1"}, DB: 2}, "db 2: must be 0"},
+		{"whitespace in prefix", RedisConfig{Addrs: []string{"127.0.0.1:1"}, KeyPrefix: "a b"}, `key_prefix "a b"`},
+		{"negative revoke timeout", RedisConfig{Addrs: []string{"127.0.0.1:1"}, RevokeTimeout: -1}, "revoke_timeout"},
 		{"no addrs", RedisConfig{}, "addrs: at least one address"},
 		{"empty addr", RedisConfig{Addrs: []string{" "}}, "addrs[0]: empty address"},
 		{"hash tag in prefix", RedisConfig{Addrs: []string{"127.0.0.1:1"}, KeyPrefix: "a{b}"}, `key_prefix "a{b}"`},
@@ -327,28 +331,68 @@ func TestCachedRevocationAcrossReplicas(t *testing.T) {
 	a := NewCached(ra, CacheConfig{TTL: time.Hour})
 	b := NewCached(rb, CacheConfig{TTL: time.Hour})
 	t.Cleanup(func() { a.Close(); b.Close() })
-	waitSubscribed(t, srv, a.channel, 2)
+	bGot := messages(b)
+	<-a.subscribed
+	<-b.subscribed
 
 	tk := mustTicket(t)
 	if err := a.Save(ctx, tk, fullSession(time.Now())); err != nil {
 		t.Fatal(err)
 	}
+	awaitMessage(t, bGot, storeHash(tk.ID))    // a's Save announced itself; b drops nothing it has not read yet
 	if _, err := b.Load(ctx, tk); err != nil { // now cached in b
 		t.Fatal(err)
 	}
 	if err := a.Delete(ctx, tk); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	awaitMessage(t, bGot, storeHash(tk.ID))
+	if _, err := b.Load(ctx, tk); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("replica b after the invalidation: %v; want ErrNotFound", err)
+	}
+}
+
+// messages returns a channel receiving every invalidation payload c applies. Set it before c subscribes.
+func messages(c *Cached) <-chan string {
+	ch := make(chan string, 64)
+	c.mu.Lock()
+	c.testHookMessage = func(p string) { ch <- p }
+	c.mu.Unlock()
+	return ch
+}
+
+// awaitMessage waits for an invalidation naming hash; others are skipped.
+func awaitMessage(t *testing.T, ch <-chan string, hash string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
 	for {
-		_, err := b.Load(ctx, tk)
-		if errors.Is(err, ErrNotFound) {
+		select {
+		case p := <-ch:
+			if slices.Contains(strings.Fields(p), hash) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no invalidation for the session arrived")
+		}
+	}
+}
+
+// waitFor polls cond until it succeeds or timeout passes: for recovery that only the component itself can signal
+// (a reconnect, a failover), never as a delay.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replica b still loads the deleted session (err %v)", err)
+			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -384,18 +428,4 @@ func TestCachedServesFromMemory(t *testing.T) {
 	if _, err := c.Load(ctx, tk); err == nil || errors.Is(err, ErrNotFound) {
 		t.Errorf("stale entry with Redis down: %v; want a store error", err)
 	}
-}
-
-// waitSubscribed waits until n clients subscribe to the invalidation channel.
-func waitSubscribed(t *testing.T, srv *testredis.Server, channel string, n int64) {
-	t.Helper()
-	raw := rawClient(t, srv)
-	for range 200 {
-		m, err := raw.PubSubNumSub(context.Background(), channel).Result()
-		if err == nil && m[channel] >= n {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("fewer than %d subscribers", n)
 }

@@ -12,6 +12,11 @@ import (
 // Replace stores s under t only if a session saved with t.Key still exists
 // there, returning ErrNotFound otherwise. A background refresh uses it so
 // that it can never bring back a session that was revoked meanwhile.
+//
+// Two things of the stored session are kept whatever s says: LastSeen,
+// which only Save and Touch move (a refresh that read the session a while
+// ago must not move it backwards), and the absolute lifetime, which Replace
+// never extends (the revocation indexes are scored by it).
 func (m *Memory) Replace(_ context.Context, t Ticket, s *Session) error {
 	if err := checkSavable(s); err != nil {
 		return err
@@ -22,6 +27,10 @@ func (m *Memory) Replace(_ context.Context, t Ticket, s *Session) error {
 	e, err := m.liveLocked(t)
 	if err != nil {
 		return err
+	}
+	c.LastSeen = e.s.LastSeen
+	if c.ExpiresAt.After(e.s.ExpiresAt) {
+		c.ExpiresAt = e.s.ExpiresAt
 	}
 	e.s = c
 	heap.Fix(&m.byExpiry, e.heapIndex)
@@ -52,19 +61,29 @@ func (m *Memory) TryLock(_ context.Context, t Ticket, ttl time.Duration) (bool, 
 	return true, nil
 }
 
-// replaceScript writes the session's fields only while a session saved with
-// the same key exists, and renews its expiry.
-var replaceScript = redis.NewScript(`
+// replaceScript writes the session record only while a session saved with
+// the same key exists. It leaves LastSeen (its own field, which Touch owns)
+// and the index list alone, and only ever shortens the expiry.
+//
+// KEYS[1] session; ARGV[1] key verifier, ARGV[2] record, ARGV[3] ttl (ms).
+var replaceScript = redis.NewScript(replaceScriptLua)
+
+const replaceScriptLua = `
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then
 	return 0
 end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 's', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('HSET', KEYS[1], 'd', ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+local ttl = tonumber(ARGV[3])
+if left < 0 or ttl < left then
+	redis.call('PEXPIRE', KEYS[1], ttl)
+end
 return 1
-`)
+`
 
 // Replace stores s under t only if a session saved with t.Key still exists,
-// in one atomic step, returning ErrNotFound otherwise.
+// in one atomic step, returning ErrNotFound otherwise. Like Memory.Replace
+// it keeps the stored LastSeen and never extends the session's lifetime.
 func (r *Redis) Replace(ctx context.Context, t Ticket, s *Session) error {
 	if err := checkSavable(s); err != nil {
 		return err
@@ -74,14 +93,14 @@ func (r *Redis) Replace(ctx context.Context, t Ticket, s *Session) error {
 	if ttl < time.Millisecond {
 		return ErrNotFound
 	}
-	data, seen, err := r.sealed(t, h, s)
+	data, _, err := r.sealed(t, h, s)
 	if err != nil {
 		return err
 	}
 	verifier := keyVerifier(t.Key)
 	ctx, cancel := context.WithTimeout(ctx, r.opTimeout)
 	defer cancel()
-	n, err := replaceScript.Run(ctx, r.client, []string{r.key(h)}, verifier[:], data, seen, ttl.Milliseconds()).Int()
+	n, err := replaceScript.Run(ctx, r.client, []string{r.key(h)}, verifier[:], data, ttl.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("sessionstore: redis replace: %w", err)
 	}
@@ -91,18 +110,39 @@ func (r *Redis) Replace(ctx context.Context, t Ticket, s *Session) error {
 	return nil
 }
 
-// TryLock takes a lock named after the session (SET NX PX) for ttl across
-// every replica sharing this Redis, reporting whether this caller got it.
-// The lock key sits in the session's hash slot.
+// lockScript takes the lock unless it is held until a time still ahead by
+// the caller's clock. The time, not only the key's own expiry, decides, so
+// every replica and the tests' fake clocks agree on when it is free; PX
+// only keeps the key from lingering.
+//
+// KEYS[1] lock; ARGV[1] now, ARGV[2] held until (Unix ms), ARGV[3] ttl (ms).
+var lockScript = redis.NewScript(lockScriptLua)
+
+const lockScriptLua = `
+local held = redis.call('GET', KEYS[1])
+if held and tonumber(held) > tonumber(ARGV[1]) then
+	return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`
+
+// TryLock takes a lock named after the session for ttl across every
+// replica sharing this Redis, reporting whether this caller got it. The
+// lock key sits in the session's hash slot.
 func (r *Redis) TryLock(ctx context.Context, t Ticket, ttl time.Duration) (bool, error) {
+	if ttl < time.Millisecond {
+		ttl = time.Millisecond
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.opTimeout)
 	defer cancel()
 	key := r.prefix + ":l:{" + storeHash(t.ID) + "}"
-	ok, err := r.client.SetNX(ctx, key, "1", ttl).Result()
+	now := r.now()
+	n, err := lockScript.Run(ctx, r.client, []string{key}, now.UnixMilli(), now.Add(ttl).UnixMilli(), ttl.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("sessionstore: redis lock: %w", err)
 	}
-	return ok, nil
+	return n == 1, nil
 }
 
 // Replace replaces the session in Redis and drops every replica's copy.
@@ -110,8 +150,8 @@ func (c *Cached) Replace(ctx context.Context, t Ticket, s *Session) error {
 	if err := c.store.Replace(ctx, t, s); err != nil {
 		return err
 	}
-	c.drop(storeHash(t.ID))
-	return c.publish(ctx, t)
+	c.invalidate(ctx, storeHash(t.ID))
+	return nil
 }
 
 // TryLock takes the session's lock in Redis.
@@ -138,12 +178,5 @@ func (m *Memory) View(_ context.Context, t Ticket) (*Session, error) {
 // from Redis, as Load does). The caller must not modify it or anything it
 // refers to. For the read-only hot path.
 func (c *Cached) View(ctx context.Context, t Ticket) (*Session, error) {
-	if s, ok := c.fresh(t); ok {
-		if !c.now().Before(s.ExpiresAt) {
-			return nil, ErrNotFound
-		}
-		return s, nil
-	}
-	s, err := c.Load(ctx, t)
-	return s, err
+	return c.view(ctx, t)
 }

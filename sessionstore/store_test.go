@@ -21,6 +21,7 @@ type store interface {
 	TryLock(ctx context.Context, t Ticket, ttl time.Duration) (bool, error)
 	DeleteBySubject(ctx context.Context, subject string) (int, error)
 	DeleteByProviderSID(ctx context.Context, sid string) (int, error)
+	DeleteIfIdle(ctx context.Context, t Ticket, idle time.Duration, now time.Time) (bool, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -163,6 +164,81 @@ func testStore(t *testing.T, h harness) {
 		}
 	})
 
+	t.Run("replace never moves LastSeen backwards", func(t *testing.T) {
+		clock := newFakeClock()
+		s := h.newStore(t, clock.Now)
+		tk := mustTicket(t)
+		sess := fullSession(clock.Now())
+		if err := s.Save(ctx, tk, sess); err != nil {
+			t.Fatal(err)
+		}
+		// A refresh reads the session, the user is seen meanwhile, the refresh writes its (older) copy back.
+		read, err := s.Load(ctx, tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Minute)
+		seen := clock.Now()
+		if err := s.Touch(ctx, tk, seen); err != nil {
+			t.Fatal(err)
+		}
+		read.AccessToken = "refreshed"
+		read.Version++
+		if err := s.Replace(ctx, tk, read); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Load(ctx, tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.LastSeen.Equal(seen) || got.AccessToken != "refreshed" {
+			t.Errorf("after Replace: LastSeen %v, AccessToken %q; want %v (the Touch's) and \"refreshed\"", got.LastSeen, got.AccessToken, seen)
+		}
+	})
+
+	t.Run("delete if idle judges the stored session", func(t *testing.T) {
+		clock := newFakeClock()
+		s := h.newStore(t, clock.Now)
+		const idle = 30 * time.Minute
+		tk := mustTicket(t)
+		start := clock.Now()
+		if err := s.Save(ctx, tk, fullSession(start)); err != nil {
+			t.Fatal(err)
+		}
+		if ended, err := s.DeleteIfIdle(ctx, tk, idle, start.Add(time.Minute)); err != nil || ended {
+			t.Fatalf("DeleteIfIdle of an active session = %v, %v; want false", ended, err)
+		}
+		// Seen at +20m (by another replica, say): at +31m the session is idle only by a stale copy's LastSeen.
+		if err := s.Touch(ctx, tk, start.Add(20*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(31 * time.Minute)
+		if ended, err := s.DeleteIfIdle(ctx, tk, idle, clock.Now()); err != nil || ended {
+			t.Fatalf("DeleteIfIdle of a session seen 11 minutes ago = %v, %v; want false", ended, err)
+		}
+		if _, err := s.Load(ctx, tk); err != nil {
+			t.Fatalf("Load after a refused idle delete: %v", err)
+		}
+		wrong := tk
+		wrong.Key[0] ^= 1
+		clock.Advance(time.Hour - 31*time.Minute - time.Second) // idle by the stored LastSeen, not yet expired
+		if ended, err := s.DeleteIfIdle(ctx, wrong, idle, clock.Now()); err != nil || !ended {
+			t.Errorf("DeleteIfIdle with the wrong key = %v, %v; want true (no such session for it)", ended, err)
+		}
+		if _, err := s.Load(ctx, tk); err != nil {
+			t.Fatalf("the wrong key deleted the session: %v", err)
+		}
+		if ended, err := s.DeleteIfIdle(ctx, tk, idle, clock.Now()); err != nil || !ended {
+			t.Fatalf("DeleteIfIdle of an idle session = %v, %v; want true", ended, err)
+		}
+		if _, err := s.Load(ctx, tk); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Load after the idle delete: %v; want ErrNotFound", err)
+		}
+		if ended, err := s.DeleteIfIdle(ctx, tk, idle, clock.Now()); err != nil || !ended {
+			t.Errorf("DeleteIfIdle of a deleted session = %v, %v; want true", ended, err)
+		}
+	})
+
 	t.Run("revoke by provider sid and by subject", func(t *testing.T) {
 		clock := newFakeClock()
 		s := h.newStore(t, clock.Now)
@@ -183,8 +259,8 @@ func testStore(t *testing.T, h harness) {
 		if alive(laptop) || !alive(phone) || !alive(other) {
 			t.Fatalf("after back-channel logout of one login: laptop %v, phone %v, bob %v; want false, true, true", alive(laptop), alive(phone), alive(other))
 		}
-		if n, err := s.DeleteBySubject(ctx, "alice"); err != nil || n < 1 {
-			t.Fatalf("DeleteBySubject = %d, %v; want at least 1", n, err)
+		if n, err := s.DeleteBySubject(ctx, "alice"); err != nil || n != 1 {
+			t.Fatalf("DeleteBySubject = %d, %v; want 1 (the laptop's session had already ended)", n, err)
 		}
 		if alive(phone) || !alive(other) {
 			t.Fatalf("after sign-out everywhere: phone %v, bob %v; want false, true", alive(phone), alive(other))
@@ -198,19 +274,23 @@ func testStore(t *testing.T, h harness) {
 		clock := newFakeClock()
 		s := h.newStore(t, clock.Now)
 		tk, other := mustTicket(t), mustTicket(t)
+		// The store's clock decides when the lock is free, so a fake clock tests expiry without waiting; the TTL is
+		// long enough that no real delay can free it early.
 		for i, want := range []bool{true, false, false} {
-			if got, err := s.TryLock(ctx, tk, 100*time.Millisecond); err != nil || got != want {
+			if got, err := s.TryLock(ctx, tk, time.Minute); err != nil || got != want {
 				t.Fatalf("TryLock #%d = %v, %v; want %v", i, got, err, want)
 			}
+			clock.Advance(10 * time.Second)
 		}
-		if got, _ := s.TryLock(ctx, other, 100*time.Millisecond); !got {
+		if got, _ := s.TryLock(ctx, other, time.Minute); !got {
 			t.Error("another session's lock is taken")
 		}
-		// Past the TTL by both clocks (stores may use either).
-		clock.Advance(200 * time.Millisecond)
-		time.Sleep(150 * time.Millisecond)
-		if got, err := s.TryLock(ctx, tk, 100*time.Millisecond); err != nil || !got {
+		clock.Advance(time.Minute)
+		if got, err := s.TryLock(ctx, tk, time.Minute); err != nil || !got {
 			t.Errorf("TryLock after expiry = %v, %v; want true", got, err)
+		}
+		if got, err := s.TryLock(ctx, tk, time.Minute); err != nil || got {
+			t.Errorf("TryLock right after retaking it = %v, %v; want false", got, err)
 		}
 	})
 
