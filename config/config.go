@@ -131,15 +131,30 @@ type Session struct {
 	// replica at once over Redis pub/sub, and this bounds the damage of a
 	// lost message. 0 disables the cache. Default 5s; at most 1m.
 	CacheTTL time.Duration `mapstructure:"cache_ttl"`
+	// CacheMaxEntries (redis store only) bounds each replica's session
+	// cache; when full, entries past cache_ttl go first. Default 100000.
+	CacheMaxEntries int `mapstructure:"cache_max_entries"`
 }
 
-// Redis configures the Redis session store. One address is a standalone
-// server; several are a Cluster; with MasterName they are Sentinels.
+// Redis configures the Redis session store: Redis 6.2 or later, or Valkey.
 type Redis struct {
-	// Addrs are host:port addresses. Required when session.store is redis.
+	// Mode is standalone, sentinel or cluster. Empty means sentinel when
+	// MasterName is set, else standalone; it is never guessed from the
+	// number of addresses (one address can be a whole Cluster's endpoint).
+	Mode string `mapstructure:"mode"`
+	// Addrs are host:port addresses: the server (standalone: exactly one),
+	// the Sentinels, or Cluster seed nodes. Required when session.store is
+	// redis.
 	Addrs []string `mapstructure:"addrs"`
-	// MasterName selects Sentinel mode: the name of the monitored master.
+	// MasterName is the name of the master the Sentinels monitor; sentinel
+	// mode only, and required there.
 	MasterName string `mapstructure:"master_name"`
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// themselves (Sentinel's own requirepass or ACL user); empty = none. At
+	// most one of SentinelPassword and SentinelPasswordFile may be set.
+	SentinelUsername     string `mapstructure:"sentinel_username"`
+	SentinelPassword     string `mapstructure:"sentinel_password" secret:"true"`
+	SentinelPasswordFile string `mapstructure:"sentinel_password_file"`
 	// Username for Redis ACLs; empty uses the default user.
 	Username string `mapstructure:"username"`
 	// Password for Redis AUTH. At most one of Password and PasswordFile may be
@@ -149,7 +164,8 @@ type Redis struct {
 	PasswordFile string `mapstructure:"password_file"`
 	// DB is the database number; it must be 0 for a Cluster.
 	DB int `mapstructure:"db"`
-	// TLS connects with TLS.
+	// TLS connects with TLS: to the data nodes and, in sentinel mode, to the
+	// Sentinels, all verified with the same CA and server name.
 	TLS bool `mapstructure:"tls"`
 	// TLSCAFile is a PEM bundle to verify the server with, instead of the
 	// system roots. Requires TLS.
@@ -163,6 +179,21 @@ type Redis struct {
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 	// Timeout bounds each command. Default 1s.
 	Timeout time.Duration `mapstructure:"timeout"`
+	// PoolSize is the number of connections per Redis node; 0 = go-redis's
+	// default (10 per CPU).
+	PoolSize int `mapstructure:"pool_size"`
+}
+
+// EffectiveMode is Mode with its default applied: sentinel when MasterName
+// is set, else standalone.
+func (r Redis) EffectiveMode() string {
+	switch {
+	case r.Mode != "":
+		return r.Mode
+	case r.MasterName != "":
+		return "sentinel"
+	}
+	return "standalone"
 }
 
 // Token configures the JWT minted for upstreams.
@@ -296,7 +327,7 @@ func defaults() Config {
 			DiscoveryTimeout: 10 * time.Second,
 		},
 		Cookie:        Cookie{Name: "gatehouse", Secure: true},
-		Session:       Session{Store: "memory", IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, MemoryMaxSessions: 100000, CacheTTL: 5 * time.Second},
+		Session:       Session{Store: "memory", IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, MemoryMaxSessions: 100000, CacheTTL: 5 * time.Second, CacheMaxEntries: 100000},
 		Redis:         Redis{KeyPrefix: "gatehouse", DialTimeout: 3 * time.Second, Timeout: time.Second},
 		Token:         Token{TTL: 2 * time.Minute, Algorithm: "ES256", Header: "Authorization", Scheme: "Bearer"},
 		Authorization: Authorization{RequireVerifiedEmail: true},

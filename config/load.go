@@ -442,10 +442,11 @@ func pruneNulls(m map[string]any) {
 
 // loadState records what Load did with the *_file keys.
 type loadState struct {
-	clientSecretFromFile  bool
-	cookieSecretsFromFile bool
-	redisPasswordFromFile bool
-	problems              []problem // files that could not be read
+	clientSecretFromFile     bool
+	cookieSecretsFromFile    bool
+	redisPasswordFromFile    bool
+	sentinelPasswordFromFile bool
+	problems                 []problem // files that could not be read
 }
 
 // resolveFiles reads the secrets the *_file keys name into their fields. An
@@ -479,6 +480,16 @@ func (c *Config) resolveFiles() {
 		case c.Redis.Password == "":
 			c.Redis.Password = s
 			c.loaded.redisPasswordFromFile = true
+		}
+	}
+	if p := c.Redis.SentinelPasswordFile; p != "" {
+		s, err := readSecretFile(p)
+		switch {
+		case err != nil:
+			c.loaded.problems = append(c.loaded.problems, problem{"redis.sentinel_password_file", err.Error()})
+		case c.Redis.SentinelPassword == "":
+			c.Redis.SentinelPassword = s
+			c.loaded.sentinelPasswordFromFile = true
 		}
 	}
 }

@@ -228,6 +228,8 @@ func (c *Config) loadedFrom(fileKey string) bool {
 		return c.loaded.cookieSecretsFromFile
 	case "redis.password_file":
 		return c.loaded.redisPasswordFromFile
+	case "redis.sentinel_password_file":
+		return c.loaded.sentinelPasswordFromFile
 	}
 	return false
 }
@@ -278,6 +280,9 @@ func (c *Config) validateSession(v *validator) {
 	if s.CacheTTL < 0 || s.CacheTTL > time.Minute {
 		v.add("session.cache_ttl", "%s: must be between 0 (off) and 1m", formatDuration(s.CacheTTL))
 	}
+	if s.CacheMaxEntries <= 0 {
+		v.add("session.cache_max_entries", "%d: must be greater than 0", s.CacheMaxEntries)
+	}
 }
 
 func (c *Config) validateRedis(v *validator) {
@@ -290,13 +295,52 @@ func (c *Config) validateRedis(v *validator) {
 			v.add(fmt.Sprintf("redis.addrs[%d]", i), "%q: %v", a, err)
 		}
 	}
+	mode := r.EffectiveMode()
+	switch mode {
+	case "standalone", "sentinel", "cluster":
+	default:
+		v.add("redis.mode", "%q: must be standalone, sentinel or cluster", r.Mode)
+		mode = ""
+	}
+	switch mode {
+	case "standalone":
+		if len(r.Addrs) > 1 {
+			v.add("redis.addrs", "%d addresses: standalone mode takes one; set redis.mode: cluster (seed nodes) or sentinel (with redis.master_name)", len(r.Addrs))
+		}
+	case "sentinel":
+		if r.MasterName == "" {
+			v.add("redis.master_name", "required when redis.mode is sentinel")
+		}
+	}
+	if mode != "sentinel" && mode != "" {
+		if r.MasterName != "" {
+			v.add("redis.master_name", "only with redis.mode: sentinel (it is %s)", mode)
+		}
+		for _, k := range []struct {
+			key string
+			set bool
+		}{
+			{"redis.sentinel_username", r.SentinelUsername != ""},
+			{"redis.sentinel_password", r.SentinelPassword != "" && !c.loaded.sentinelPasswordFromFile},
+			{"redis.sentinel_password_file", r.SentinelPasswordFile != ""},
+		} {
+			if k.set {
+				v.add(k.key, "only with redis.mode: sentinel (it is %s)", mode)
+			}
+		}
+	}
 	switch {
 	case r.DB < 0:
 		v.add("redis.db", "%d: must not be negative", r.DB)
-	case r.DB != 0 && len(r.Addrs) > 1 && r.MasterName == "":
-		v.add("redis.db", "%d: must be 0 with Redis Cluster (several addrs without master_name)", r.DB)
+	case r.DB != 0 && mode == "cluster":
+		v.add("redis.db", "%d: must be 0 with redis.mode: cluster", r.DB)
+	}
+	if r.PoolSize < 0 {
+		v.add("redis.pool_size", "%d: must not be negative (0 = the client's default)", r.PoolSize)
 	}
 	c.secretPair(v, "redis.password", "redis.password_file", r.Password != "" && !c.loaded.redisPasswordFromFile, r.PasswordFile, false,
+		func(p string) error { _, err := readSecretFile(p); return err })
+	c.secretPair(v, "redis.sentinel_password", "redis.sentinel_password_file", r.SentinelPassword != "" && !c.loaded.sentinelPasswordFromFile, r.SentinelPasswordFile, false,
 		func(p string) error { _, err := readSecretFile(p); return err })
 	if r.TLSCAFile != "" {
 		if !r.TLS {
