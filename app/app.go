@@ -107,6 +107,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if a.store, err = newStore(cfg, log); err != nil {
 		return nil, err
 	}
+	if c, ok := a.store.(*sessionstore.Cached); ok {
+		a.reg.MustRegister(sessionCacheMetrics(c)...)
+	}
 	keys, err := a.signingKeys(opts.Keys)
 	if err != nil {
 		return nil, err
@@ -239,25 +242,71 @@ func newStore(cfg *config.Config, log *slog.Logger) (store, error) {
 			}
 		}
 		s, err := sessionstore.NewRedis(sessionstore.RedisConfig{
-			Addrs:       cfg.Redis.Addrs,
-			MasterName:  cfg.Redis.MasterName,
-			Username:    cfg.Redis.Username,
-			Password:    cfg.Redis.Password,
-			DB:          cfg.Redis.DB,
-			TLSConfig:   tlsCfg,
-			KeyPrefix:   cfg.Redis.KeyPrefix,
-			DialTimeout: cfg.Redis.DialTimeout,
-			OpTimeout:   cfg.Redis.Timeout,
+			Mode:             cfg.Redis.EffectiveMode(),
+			Addrs:            cfg.Redis.Addrs,
+			MasterName:       cfg.Redis.MasterName,
+			SentinelUsername: cfg.Redis.SentinelUsername,
+			SentinelPassword: cfg.Redis.SentinelPassword,
+			Username:         cfg.Redis.Username,
+			Password:         cfg.Redis.Password,
+			DB:               cfg.Redis.DB,
+			TLSConfig:        tlsCfg,
+			KeyPrefix:        cfg.Redis.KeyPrefix,
+			DialTimeout:      cfg.Redis.DialTimeout,
+			OpTimeout:        cfg.Redis.Timeout,
+			PoolSize:         cfg.Redis.PoolSize,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
+		// A too-old server is refused now, naming its version, rather than
+		// failing every login later. An unreachable one is not fatal: the
+		// store recovers by itself, /readyz says why meanwhile, and Ping
+		// repeats this check until it has passed.
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Redis.DialTimeout+cfg.Redis.Timeout)
+		err = s.Check(ctx)
+		cancel()
+		if ve := (*sessionstore.VersionError)(nil); errors.As(err, &ve) {
+			s.Close()
+			return nil, fmt.Errorf("redis: %w", err)
+		} else if err != nil {
+			log.Warn("redis: cannot check the server version at startup; retried by /readyz", "err", err)
+		}
 		if cfg.Session.CacheTTL > 0 {
-			return sessionstore.NewCached(s, sessionstore.CacheConfig{TTL: cfg.Session.CacheTTL, Logger: log}), nil
+			return sessionstore.NewCached(s, sessionstore.CacheConfig{TTL: cfg.Session.CacheTTL, MaxEntries: cfg.Session.CacheMaxEntries, Logger: log}), nil
 		}
 		return s, nil
 	default:
 		return sessionstore.NewMemory(sessionstore.MemoryConfig{MaxSessions: cfg.Session.MemoryMaxSessions}), nil
+	}
+}
+
+// sessionCacheMetrics exports a Cached store's counters: its hit rate and
+// the health of the invalidations between replicas.
+func sessionCacheMetrics(c *sessionstore.Cached) []prometheus.Collector {
+	counter := func(name, help string, v func(sessionstore.CacheStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(c.Stats())) })
+	}
+	gauge := func(name, help string, v func(sessionstore.CacheStats) int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(v(c.Stats())) })
+	}
+	return []prometheus.Collector{
+		counter("gatehouse_session_cache_hits_total", "Session reads served from this replica's cache.",
+			func(s sessionstore.CacheStats) uint64 { return s.Hits }),
+		counter("gatehouse_session_cache_misses_total", "Session reads that went to Redis.",
+			func(s sessionstore.CacheStats) uint64 { return s.Misses }),
+		gauge("gatehouse_session_cache_entries", "Sessions in this replica's cache.",
+			func(s sessionstore.CacheStats) int { return s.Entries }),
+		counter("gatehouse_session_invalidations_received_total", "Invalidation messages received from any replica.",
+			func(s sessionstore.CacheStats) uint64 { return s.InvalidationsReceived }),
+		counter("gatehouse_session_invalidation_subscriptions_total", "Invalidation subscriptions established; each one after the first follows a lost connection.",
+			func(s sessionstore.CacheStats) uint64 { return s.Subscriptions }),
+		counter("gatehouse_session_invalidation_publish_failures_total", "Invalidation publishes Redis refused or did not answer (each retry counts).",
+			func(s sessionstore.CacheStats) uint64 { return s.PublishFailures }),
+		gauge("gatehouse_session_invalidations_pending", "Invalidations waiting to be published again.",
+			func(s sessionstore.CacheStats) int { return s.PendingInvalidations }),
+		counter("gatehouse_session_invalidations_dropped_total", "Invalidations given up: the retry queue was full or the cache TTL had made them moot.",
+			func(s sessionstore.CacheStats) uint64 { return s.LostInvalidations + s.ExpiredInvalidations }),
 	}
 }
 
@@ -328,12 +377,23 @@ func (a *App) OpsHandler() http.Handler {
 		if err := a.login.Ready(); err != nil {
 			checks["identity_provider"], ready = err.Error(), false
 		}
+		body := map[string]any{"ready": ready, "checks": checks}
+		// Invalidations that cannot reach other replicas (or this one)
+		// degrade revocation to the cache TTL's bound but not serving:
+		// reported, not a 503, which on every replica at once would turn a
+		// pub/sub problem into an outage.
+		if h, ok := a.store.(interface{ Health(context.Context) error }); ok {
+			checks["session_invalidation"] = "ok"
+			if err := h.Health(ctx); err != nil {
+				checks["session_invalidation"], body["degraded"] = err.Error(), true
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		if !ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": checks})
+		_ = json.NewEncoder(w).Encode(body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	return mux
