@@ -43,14 +43,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.refreshs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_session_refreshes_total",
-		Help: "Background refreshes of sessions' provider tokens, by outcome (success, revoked, skipped, error).",
+		Help: "Background refreshes of sessions' provider tokens, by outcome (success, revoked, skipped, deferred: held back by the concurrency cap or a provider backoff, error).",
 	}, []string{"outcome"})
 	m.decides = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_authz_decisions_total",
 		Help: "Authorization decisions, by route, decision (allow, unauthenticated, invalid_token, forbidden, cross_origin, unavailable, bad_request, untrusted_peer, no_route, error) and the reason that decided.",
 	}, []string{"route", "decision", "reason"})
 	reg.MustRegister(m.requests, m.duration, m.logins, m.store, m.storeErr, m.refreshs, m.decides)
-	for _, o := range []string{"success", "revoked", "skipped", "error"} {
+	for _, o := range []string{"success", "revoked", "skipped", "deferred", "error"} {
 		m.refreshs.WithLabelValues(o)
 	}
 	for _, o := range []string{"success", "provider_error", "invalid_state", "exchange_failed", "forbidden", "store_error"} {

@@ -98,3 +98,88 @@ func TestRefreshOutcomes(t *testing.T) {
 		})
 	}
 }
+
+// flakyStore fails Replace a given number of times, as a Redis failover would.
+type flakyStore struct {
+	Store
+	failures int
+}
+
+func (s *flakyStore) Replace(ctx context.Context, t sessionstore.Ticket, sess *sessionstore.Session) error {
+	if s.failures > 0 {
+		s.failures--
+		return errors.New("READONLY You can't write against a read only replica")
+	}
+	return s.Store.Replace(ctx, t, sess)
+}
+
+// TestRefreshWriteIsRetried: the provider has rotated the refresh token, so
+// its result must reach the store even when the first writes fail.
+func TestRefreshWriteIsRetried(t *testing.T) {
+	for _, tt := range []struct {
+		failures int
+		want     string
+		wantRT   string
+	}{
+		{0, "success", "rt2"},
+		{refreshWriteAttempts - 1, "success", "rt2"},
+		{refreshWriteAttempts, "error", "rt1"},
+	} {
+		mem := sessionstore.NewMemory(sessionstore.MemoryConfig{})
+		store := &flakyStore{Store: mem, failures: tt.failures}
+		f := newFixture(t, store)
+		f.srv.refreshRetryNow = true
+		f.srv.cfg.Login.Client = &refreshingLogin{Client: oidcclient.New(oidcclient.Config{Issuer: "http://127.0.0.1:1"}),
+			res: &oidcclient.Result{Identity: oidcclient.Identity{Subject: "u1"}, RefreshToken: "rt2", Expiry: time.Now().Add(time.Hour)}}
+		ctx := context.Background()
+		tk, _ := sessionstore.NewTicket()
+		now := f.clock.Now()
+		if err := mem.Save(ctx, tk, &sessionstore.Session{Subject: "u1", RefreshToken: "rt1", TokenExpiry: now,
+			CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour), Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.srv.refresh(ctx, tk); got != tt.want {
+			t.Errorf("%d failed writes: outcome %q; want %q", tt.failures, got, tt.want)
+		}
+		if s, err := mem.Load(ctx, tk); err != nil || s.RefreshToken != tt.wantRT {
+			t.Errorf("%d failed writes: stored refresh token %v, %v; want %q", tt.failures, s, err, tt.wantRT)
+		}
+	}
+}
+
+// TestRefreshGate: at most maxRefreshes run at once, and after the provider
+// fails no refresh starts until the backoff (with its jitter) has passed;
+// an answer from the provider, even a refusal, ends the pause.
+func TestRefreshGate(t *testing.T) {
+	g := newRefreshGate()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range maxRefreshes {
+		if !g.enter(now) {
+			t.Fatalf("slot %d refused; want %d slots", i, maxRefreshes)
+		}
+	}
+	if g.enter(now) {
+		t.Fatal("a refresh beyond the cap started")
+	}
+	g.leave()
+	if !g.enter(now) {
+		t.Fatal("a freed slot was not reused")
+	}
+	for range maxRefreshes {
+		g.leave()
+	}
+	for failures, pause := 1, time.Second; failures <= 8; failures, pause = failures+1, min(2*pause, refreshBackoffMax) {
+		g.providerFailed(now)
+		if g.enter(now.Add(pause - time.Millisecond)) {
+			t.Fatalf("after %d failures a refresh started before %v", failures, pause)
+		}
+		if !g.enter(now.Add(pause + pause/2 + time.Millisecond)) {
+			t.Fatalf("after %d failures no refresh started after %v", failures, pause+pause/2)
+		}
+		g.leave()
+	}
+	g.providerAnswered()
+	if !g.enter(now) {
+		t.Fatal("the pause outlived an answer from the provider")
+	}
+}

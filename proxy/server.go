@@ -41,6 +41,8 @@ type Server struct {
 	tickets      ticketCache
 
 	refreshing      sync.Map     // sid -> struct{}: refreshes running here
+	refreshes       *refreshGate // bounds them
+	refreshRetryNow bool         // tests: retry a failed write at once
 	untrustedWarned atomic.Int64 // unix nanos of the last untrusted-peer warning
 }
 
@@ -88,6 +90,7 @@ func New(cfg Config) (*Server, error) {
 		tokenHdrNorm: normHeader(cfg.Token.Header),
 		rules:        compilePolicy(cfg.Policy),
 		csrf:         http.NewCrossOriginProtection(),
+		refreshes:    newRefreshGate(),
 		routes:       cfg.Routes,
 	}
 	if cfg.Cookie.Secure {
