@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -269,106 +268,6 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		rd = "/"
 	}
 	http.Redirect(w, r, rd, http.StatusFound)
-}
-
-func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		s.fail(w, r, http.StatusMethodNotAllowed, "Use GET or POST.")
-		return
-	}
-	rd := ""
-	if raw := r.URL.Query().Get("rd"); raw != "" {
-		if clean, err := s.cfg.Login.Redirects.Check(raw); err == nil {
-			rd = clean
-		}
-	}
-	// Another site must not be able to sign a user out (an <img> or a form
-	// pointing here): a cross-site GET gets a confirmation form instead, a
-	// cross-site POST a 403.
-	if s.crossSite(http.MethodPost, r.Host, r.Header) {
-		if r.Method == http.MethodPost {
-			s.fail(w, r, http.StatusForbidden, "Cross-origin sign-out refused.")
-			return
-		}
-		s.confirmSignOut(w, rd)
-		return
-	}
-	idToken := ""
-	if t, ok := s.ticket(r); ok {
-		if s.cfg.Login.ProviderLogout {
-			if sess, err := s.cfg.Session.Store.Load(r.Context(), t); err == nil {
-				idToken = sess.IDToken
-			}
-		}
-		if err := s.storeDelete(r.Context(), t); err != nil {
-			// Never pretend: the session still exists server-side.
-			s.log.Error("sign-out: deleting session", "request_id", requestID(r), "err", err)
-			s.fail(w, r, http.StatusServiceUnavailable, "Sign-out could not be completed; try again shortly.")
-			return
-		}
-		s.log.Info("sign-out", "request_id", requestID(r), "sid", t.SID())
-	}
-	http.SetCookie(w, s.sessionCookie(""))
-	if end := s.cfg.Login.Client.EndSessionURL(); s.cfg.Login.ProviderLogout && end != "" && idToken != "" {
-		http.Redirect(w, r, s.providerLogoutURL(end, idToken, rd), http.StatusFound)
-		return
-	}
-	if rd != "" {
-		http.Redirect(w, r, rd, http.StatusFound)
-		return
-	}
-	if !isNavigation(r.Header, http.MethodGet) && r.Method == http.MethodPost {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	s.page(w, http.StatusOK, "Signed out", "You are signed out.", s.prefix+"/start")
-}
-
-var confirmTmpl = template.Must(template.New("confirm").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Sign out? · Gatehouse</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:12vh auto;padding:0 1rem;color:#222}
-h1{font-size:1.4rem}button{font:inherit;padding:.4rem 1rem}</style></head>
-<body><h1>Sign out?</h1><p>Another site sent you here to sign out.</p>
-<form method="post" action="{{.Action}}"><button type="submit">Sign out</button></form></body></html>
-`))
-
-// confirmSignOut asks the user to confirm a sign-out another site started.
-func (s *Server) confirmSignOut(w http.ResponseWriter, rd string) {
-	action := s.prefix + "/sign_out"
-	if rd != "" {
-		action += "?rd=" + url.QueryEscape(rd)
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.WriteHeader(http.StatusOK)
-	_ = confirmTmpl.Execute(w, struct{ Action string }{action})
-}
-
-// providerLogoutURL builds the RP-initiated logout request (OpenID Connect
-// RP-Initiated Logout 1.0): the provider ends its session, then sends the
-// browser to the validated rd, made absolute on public_url.
-func (s *Server) providerLogoutURL(endpoint, idToken, rd string) string {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return "/"
-	}
-	back := rd
-	if back == "" || strings.HasPrefix(back, "/") {
-		back = strings.TrimSuffix(s.cfg.PublicURL.String(), "/") + back
-		if rd == "" {
-			back += "/"
-		}
-	}
-	q := u.Query()
-	q.Set("id_token_hint", idToken)
-	q.Set("client_id", s.cfg.Login.ClientID)
-	q.Set("post_logout_redirect_uri", back)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {

@@ -13,6 +13,7 @@ type Metrics struct {
 	storeErr *prometheus.CounterVec
 	refreshs *prometheus.CounterVec
 	decides  *prometheus.CounterVec
+	revokes  *prometheus.CounterVec
 }
 
 // NewMetrics registers the proxy's series on reg.
@@ -49,7 +50,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "gatehouse_authz_decisions_total",
 		Help: "Authorization decisions, by route, decision (allow, unauthenticated, invalid_token, forbidden, cross_origin, unavailable, bad_request, untrusted_peer, no_route, error) and the reason that decided.",
 	}, []string{"route", "decision", "reason"})
-	reg.MustRegister(m.requests, m.duration, m.logins, m.store, m.storeErr, m.refreshs, m.decides)
+	m.revokes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_sessions_revoked_total",
+		Help: "Sessions ended before their time, by what ended them (sign_out, sign_out_everywhere, backchannel_logout, provider_revoked).",
+	}, []string{"source"})
+	reg.MustRegister(m.requests, m.duration, m.logins, m.store, m.storeErr, m.refreshs, m.decides, m.revokes)
+	for _, src := range []string{"sign_out", "sign_out_everywhere", "backchannel_logout", "provider_revoked"} {
+		m.revokes.WithLabelValues(src)
+	}
 	for _, o := range []string{"success", "revoked", "skipped", "deferred", "error"} {
 		m.refreshs.WithLabelValues(o)
 	}
@@ -70,6 +78,12 @@ func (m *Metrics) request(route string, code int, seconds float64) {
 func (m *Metrics) decision(route, decision, reason string) {
 	if m != nil {
 		m.decides.WithLabelValues(route, decision, reason).Inc()
+	}
+}
+
+func (m *Metrics) revoked(source string, n int) {
+	if m != nil && n > 0 {
+		m.revokes.WithLabelValues(source).Add(float64(n))
 	}
 }
 

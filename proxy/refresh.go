@@ -157,6 +157,7 @@ func (s *Server) refresh(ctx context.Context, t sessionstore.Ticket) string {
 				s.log.Error("refresh: ending a session the provider revoked", "sid", t.SID(), "err", err)
 				return "error"
 			}
+			s.cfg.Metrics.revoked("provider_revoked", 1)
 			s.log.Info("refresh: the provider revoked the grant; session ended", "sid", t.SID(), "user", sess.Subject)
 			return "revoked"
 		}

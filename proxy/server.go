@@ -125,7 +125,8 @@ func New(cfg Config) (*Server, error) {
 		"/jwks.json": s.handleJWKS,
 		"/auth":      s.handleAuth,
 
-		"/backchannel_logout": s.handleBackchannelLogout,
+		"/backchannel_logout":  s.handleBackchannelLogout,
+		"/sign_out_everywhere": s.handleSignOutEverywhere,
 	}
 	return s, nil
 }
