@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,26 +49,29 @@ func TestLogsNeverLeakSecrets(t *testing.T) {
 	}
 }
 
-// TestShutdownDrains: cancelling Run (what SIGTERM does) lets an in-flight
-// request finish before the process exits.
+// TestShutdownDrains: cancelling Run (what SIGTERM does) closes the
+// listener at once, lets an in-flight request finish, and only then
+// returns.
 func TestShutdownDrains(t *testing.T) {
 	up := e2etest.NewUpstream(t)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ln := &closeNotifier{Listener: e2etest.Listen(t), closed: make(chan struct{})}
 	addr := ln.Addr().String()
 	vars := map[string]string{
 		"GATEHOUSE_PUBLIC_URL": "http://" + addr, "GATEHOUSE_METRICS_LISTEN": "127.0.0.1:0",
-		"GATEHOUSE_OIDC_ISSUER": "http://127.0.0.1:1", "GATEHOUSE_OIDC_CLIENT_ID": "x", "GATEHOUSE_OIDC_CLIENT_SECRET": "y",
+		"GATEHOUSE_OIDC_ISSUER": e2etest.DeadURL(t), "GATEHOUSE_OIDC_CLIENT_ID": "x", "GATEHOUSE_OIDC_CLIENT_SECRET": "y",
 		"GATEHOUSE_COOKIE_SECRETS": e2etest.CookieSecret, "GATEHOUSE_COOKIE_SECURE": "false", "GATEHOUSE_UPSTREAM": up.URL,
-		"GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT": "10s",
+		"GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT": "1m",
 	}
 	a := e2etest.NewApp(t, vars, []config.Route{{Name: "hold", PathPrefix: "/", Upstream: up.URL, Public: true}}, ln)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 
 	result := make(chan string, 1)
 	go func() {
-		resp, err := http.Get("http://" + addr + "/hold")
+		c := &http.Client{Timeout: time.Minute}
+		resp, err := c.Get("http://" + addr + "/hold")
 		if err != nil {
 			result <- "error: " + err.Error()
 			return
@@ -76,13 +80,23 @@ func TestShutdownDrains(t *testing.T) {
 		resp.Body.Close()
 		result <- resp.Status + " " + string(b)
 	}()
-	for up.Count() == 0 {
-		time.Sleep(10 * time.Millisecond)
+	up.WaitHeld(t) // the request is in flight, held by the upstream
+	cancel()       // SIGTERM
+	select {
+	case <-ln.closed:
+	case err := <-done:
+		t.Fatalf("Run returned %v with a request in flight", err)
 	}
-	cancel() // SIGTERM
-	time.Sleep(100 * time.Millisecond)
-	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+		c.Close()
 		t.Error("still accepting new connections after shutdown began")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v before the in-flight request finished", err)
+	case got := <-result:
+		t.Fatalf("the in-flight request ended with %q before the upstream answered", got)
+	default:
 	}
 	up.Release()
 	if got := <-result; got != "200 OK upstream GET /hold" {
@@ -91,4 +105,18 @@ func TestShutdownDrains(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run returned %v", err)
 	}
+}
+
+// closeNotifier is a listener that closes closed when it is closed: the
+// event that shutdown has stopped accepting.
+type closeNotifier struct {
+	net.Listener
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *closeNotifier) Close() error {
+	err := l.Listener.Close()
+	l.once.Do(func() { close(l.closed) })
+	return err
 }

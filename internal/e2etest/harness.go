@@ -41,18 +41,23 @@ const (
 	CookieSecret      = "e2e-cookie-secret-0123456789abcdef0123456789"
 )
 
-// Upstream records what reached it.
+// Upstream records what reached it. Most paths answer at once with
+// "upstream METHOD PATH"; /hold answers once Release is called, /slow only
+// when the client gives up, /sse streams one event and holds the stream,
+// /ws echoes one line after a WebSocket-style upgrade.
 type Upstream struct {
 	*httptest.Server
 	mu    sync.Mutex
 	hits  int
 	last  *http.Request
-	block chan struct{}
-	hold  chan struct{}
+	block chan struct{} // closed when the test ends
+	hold  chan struct{} // closed by Release
+	held  chan struct{} // one send per request that reached /hold
 }
 
+// NewUpstream starts a recording upstream, closed when the test ends.
 func NewUpstream(t testing.TB) *Upstream {
-	u := &Upstream{block: make(chan struct{}), hold: make(chan struct{})}
+	u := &Upstream{block: make(chan struct{}), hold: make(chan struct{}), held: make(chan struct{}, 64)}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(func() { close(u.block); u.Close() })
 	return u
@@ -65,10 +70,18 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.mu.Unlock()
 	switch r.URL.Path {
 	case "/hold":
-		<-u.hold
-	case "/slow":
 		select {
-		case <-time.After(5 * time.Second):
+		case u.held <- struct{}{}:
+		default:
+		}
+		select {
+		case <-u.hold:
+		case <-u.block:
+			return
+		}
+	case "/slow":
+		// Never answers: whatever times out first is the client's timeout.
+		select {
 		case <-r.Context().Done():
 		case <-u.block:
 		}
@@ -107,6 +120,17 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 // Release lets requests to /hold finish.
 func (u *Upstream) Release() { close(u.hold) }
 
+// WaitHeld waits until a request to /hold has reached the upstream (each
+// call consumes one such request).
+func (u *Upstream) WaitHeld(t testing.TB) {
+	t.Helper()
+	select {
+	case <-u.held:
+	case <-time.After(guard):
+		t.Fatalf("no request reached the upstream's /hold within %s", guard)
+	}
+}
+
 // Count is how many requests reached the upstream.
 func (u *Upstream) Count() int {
 	u.mu.Lock()
@@ -133,7 +157,16 @@ type Env struct {
 	TLSClient  *http.Client // set when the proxy is served over TLS
 }
 
+// Options configures Start.
 type Options struct {
+	// Listener is Gatehouse's listener; nil = a new one on 127.0.0.1. Pass
+	// one when something that starts first must know Gatehouse's address
+	// (an ingress's configuration, Django's JWKS URL).
+	Listener net.Listener
+	// Upstream is the recording upstream of the default route; nil = a new
+	// one. Pass one when something that starts first must know its address.
+	Upstream *Upstream
+
 	Store   string            // "memory" (default) or "redis"
 	Redis   *testredis.Server // share one server between instances
 	Env     map[string]string // extra GATEHOUSE_* settings
@@ -159,12 +192,18 @@ var Users = []devidp.User{
 		Name: "Eve", PreferredUsername: "eve"},
 }
 
+// Start runs a Gatehouse with its own provider and upstream (and Redis
+// when o.Store is "redis") until the test ends, and returns once it is
+// ready.
 func Start(t testing.TB, o Options) *Env {
 	t.Helper()
-	e := &Env{t: t, Up: NewUpstream(t)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	e := &Env{t: t, Up: o.Upstream}
+	if e.Up == nil {
+		e.Up = NewUpstream(t)
+	}
+	ln := o.Listener
+	if ln == nil {
+		ln = Listen(t)
 	}
 	scheme := "http"
 	if o.TLS {
@@ -176,6 +215,7 @@ func Start(t testing.TB, o Options) *Env {
 		public = strings.TrimSuffix(o.PublicURL, "/")
 	}
 
+	var err error
 	e.IDP, err = devidp.Start(devidp.Config{
 		Users: Users,
 		Clients: []devidp.Client{{
@@ -232,11 +272,11 @@ func Start(t testing.TB, o Options) *Env {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	opts := app.Options{}
-	if !o.TLS {
-		opts.Listener = ln
-	} else {
-		ln.Close()
+	// Over TLS, ln serves the TLS server below and the app's own plain
+	// listener goes unused.
+	opts := app.Options{Listener: ln}
+	if o.TLS {
+		opts.Listener = Listen(t)
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if o.Logs != nil {
@@ -249,15 +289,10 @@ func Start(t testing.TB, o Options) *Env {
 	if o.TLS {
 		// Serve the same handler over TLS on the address public_url names.
 		srv := httptest.NewUnstartedServer(e.App.Handler())
-		l, err := net.Listen("tcp", strings.TrimPrefix(e.URL, "https://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Listener = l
+		srv.Listener = ln
 		srv.StartTLS()
 		t.Cleanup(srv.Close)
 		e.TLSClient = srv.Client()
-		cfg.Listen = "127.0.0.1:0" // the plain listener is unused in this mode
 	}
 	if err := e.App.Listen(); err != nil {
 		t.Fatal(err)
@@ -276,24 +311,31 @@ func Start(t testing.TB, o Options) *Env {
 	return e
 }
 
-// WaitReady polls /readyz until the provider is discovered.
+// WaitReady waits until /readyz says ready: the provider discovered and
+// the session store reachable.
 func (e *Env) WaitReady() {
 	e.t.Helper()
-	c := &http.Client{Timeout: time.Second}
-	var last string
-	for range 100 {
-		resp, err := c.Get(e.MetricsURL + "/readyz")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			last = string(b)
+	WaitReady(e.t, e.MetricsURL)
+}
+
+// WaitReady waits until the Gatehouse whose metrics listener is at
+// metricsURL says it is ready. Discovery runs in the background with
+// backoff and has no event to wait on, so this polls /readyz.
+func WaitReady(t testing.TB, metricsURL string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	Eventually(t, "gatehouse's /readyz to say ready", func() error {
+		resp, err := c.Get(metricsURL + "/readyz")
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	e.t.Fatalf("gatehouse never became ready: %s", last)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s %s", resp.Status, b)
+		}
+		return nil
+	})
 }
 
 // Browser returns an HTTP client with a cookie jar that follows redirects,
@@ -479,6 +521,19 @@ func (e *Env) APIStatus(path string, ck *http.Cookie) int {
 	resp := e.Do(req)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// Listen returns a new listener on a free 127.0.0.1 port, closed when the
+// test ends. Hand it to the Go server that will serve there: unlike a port
+// picked and closed, nobody else can take it in between.
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }
 
 // NewApp builds and binds a Gatehouse from GATEHOUSE_* variables (and, when
