@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -43,17 +42,24 @@ func startGatehouse(t *testing.T, front string) *e2etest.Env {
 	})
 }
 
-// reserveAddr finds a free 127.0.0.1 port for a server that cannot listen
-// on port 0 and report it (nginx, Caddy).
-func reserveAddr(t *testing.T) string {
+// behindIngress starts an ingress in front of Gatehouse and the recording
+// upstream, and then Gatehouse with the ingress's URL as its public URL.
+// The ingress binds its own port (see e2etest.StartDaemon), so it starts
+// first: start gets the addresses Gatehouse and the upstream will serve on
+// (already bound, nothing to race for) and returns the ingress's base URL.
+func behindIngress(t *testing.T, start func(gatehouse, app string) (front string)) (*e2etest.Env, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	up := e2etest.NewUpstream(t)
+	ln := e2etest.Listen(t)
+	front := start(ln.Addr().String(), strings.TrimPrefix(up.URL, "http://"))
+	e := e2etest.Start(t, e2etest.Options{
+		Listener:  ln,
+		Upstream:  up,
+		PublicURL: front,
+		Env:       map[string]string{"GATEHOUSE_TRUSTED_PROXIES": "127.0.0.1/32"},
+		Routes:    routes,
+	})
+	return e, front
 }
 
 // binary finds an ingress's executable, failing the test when it is
@@ -84,47 +90,6 @@ func render(t testing.TB, name string, data any) string {
 		t.Fatal(err)
 	}
 	return b.String()
-}
-
-// daemon runs an ingress in the foreground until the test ends, and waits
-// until it accepts connections on addr. Its output goes to dir/name.log,
-// which is shown when it fails to start.
-func daemon(t *testing.T, dir, name, addr string, env []string, bin string, args ...string) {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	out, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); out.Close(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	for range 400 {
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("%s exited at start (%v):\n%s", name, waitErr, log)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(logPath)
-	t.Fatalf("%s never listened on %s:\n%s", name, addr, log)
 }
 
 // signIn starts at start (a URL on the ingress) with a browser and posts

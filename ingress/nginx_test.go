@@ -5,10 +5,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/e2etest"
 )
 
 // nginxConf is the data of testdata/nginx.conf.
@@ -23,16 +25,23 @@ type nginxConf struct {
 	IngressNginx bool
 }
 
-// startNginx writes the configuration and runs nginx on it until the test ends.
-func startNginx(t *testing.T, conf nginxConf) {
+// startNginx runs nginx on conf (its Listen picked by e2etest.StartDaemon)
+// until the test ends, and returns its base URL.
+func startNginx(t *testing.T, conf nginxConf) string {
 	t.Helper()
 	bin := binary(t, "nginx", "/usr/sbin/nginx")
 	path := filepath.Join(conf.Dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(render(t, "nginx.conf", conf)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// -e: nginx opens its error log before reading the configuration.
-	daemon(t, conf.Dir, "nginx", conf.Listen, nil, bin, "-p", conf.Dir, "-c", path, "-e", filepath.Join(conf.Dir, "error.log"))
+	d := e2etest.StartDaemon(t, "nginx", func(addr string) *exec.Cmd {
+		conf.Listen = addr
+		if err := os.WriteFile(path, []byte(render(t, "nginx.conf", conf)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// -e: nginx opens its error log before reading the configuration.
+		cmd := exec.Command(bin, "-p", conf.Dir, "-c", path, "-e", filepath.Join(conf.Dir, "error.log"))
+		cmd.Dir = conf.Dir
+		return cmd
+	})
+	return "http://" + d.Addr
 }
 
 // TestNginxAuthRequest is the user's journey through nginx with auth_request
@@ -55,15 +64,8 @@ func TestNginxAuthRequest(t *testing.T) {
 		{name: "ingress-nginx", ingressNginx: true, landing: "/dashboard?tab=1", apiPath: "/api/items"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			listen := reserveAddr(t)
-			front := "http://" + listen
-			e := startGatehouse(t, front)
-			startNginx(t, nginxConf{
-				Dir:          t.TempDir(),
-				Listen:       listen,
-				Gatehouse:    strings.TrimPrefix(e.URL, "http://"),
-				App:          strings.TrimPrefix(e.Up.URL, "http://"),
-				IngressNginx: tt.ingressNginx,
+			e, front := behindIngress(t, func(gatehouse, app string) string {
+				return startNginx(t, nginxConf{Dir: t.TempDir(), Gatehouse: gatehouse, App: app, IngressNginx: tt.ingressNginx})
 			})
 			journey{front: front, landing: tt.landing, apiPath: tt.apiPath, passesSessionCookie: tt.ingressNginx}.run(t, e)
 		})
