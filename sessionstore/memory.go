@@ -42,6 +42,7 @@ type Memory struct {
 	byExpiry expiryHeap // soonest ExpiresAt first
 
 	locks map[ID]time.Time // TryLock: held until
+	once  onceMap          // PutOnce / TakeOnce
 
 	stop      chan struct{}
 	done      chan struct{}

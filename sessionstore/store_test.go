@@ -7,6 +7,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/testredis"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -21,6 +22,8 @@ type store interface {
 	TryLock(ctx context.Context, t Ticket, ttl time.Duration) (bool, error)
 	DeleteBySubject(ctx context.Context, subject string) (int, error)
 	DeleteByProviderSID(ctx context.Context, sid string) (int, error)
+	PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	TakeOnce(ctx context.Context, key string) ([]byte, error)
 	DeleteIfIdle(ctx context.Context, t Ticket, idle time.Duration, now time.Time) (bool, error)
 	Ping(ctx context.Context) error
 	Close() error
@@ -123,6 +126,49 @@ func diffSessions(got, want *Session) string {
 // testStore is the conformance suite every store must pass.
 func testStore(t *testing.T, h harness) {
 	ctx := context.Background()
+
+	t.Run("a one-time value is taken once, by anyone, until it expires", func(t *testing.T) {
+		clock := newFakeClock()
+		s := h.newStore(t, clock.Now)
+		if _, err := s.TakeOnce(ctx, "never-put"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("TakeOnce of an unknown key: %v; want ErrNotFound", err)
+		}
+		if err := s.PutOnce(ctx, "code-1", []byte("v1"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutOnce(ctx, "code-2", []byte("v2"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.TakeOnce(ctx, "code-1"); err != nil || string(v) != "v1" {
+			t.Fatalf("TakeOnce = %q, %v; want v1", v, err)
+		}
+		if _, err := s.TakeOnce(ctx, "code-1"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("TakeOnce again: %v; want ErrNotFound", err)
+		}
+		var wg sync.WaitGroup
+		var taken atomic.Int32
+		for range 8 {
+			wg.Go(func() {
+				if _, err := s.TakeOnce(ctx, "code-2"); err == nil {
+					taken.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := taken.Load(); n != 1 {
+			t.Fatalf("eight concurrent takes of one value: %d succeeded; want 1", n)
+		}
+		if h.ttl == nil { // the store's own clock decides expiry
+			if err := s.PutOnce(ctx, "code-3", []byte("v3"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(time.Minute)
+			if _, err := s.TakeOnce(ctx, "code-3"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("TakeOnce after its TTL: %v; want ErrNotFound", err)
+			}
+		}
+	})
+
 
 	t.Run("replace updates a live session and never resurrects one", func(t *testing.T) {
 		clock := newFakeClock()
