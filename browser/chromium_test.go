@@ -29,8 +29,9 @@ type tab struct {
 	t   *testing.T
 	ctx context.Context
 
-	mu   sync.Mutex
-	docs []docResponse
+	mu      sync.Mutex
+	docs    []docResponse
+	newDocs chan struct{} // closed (and replaced) when a document response arrives
 }
 
 type docResponse struct {
@@ -68,7 +69,7 @@ func newTab(t *testing.T) *tab {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
 	t.Cleanup(func() { cancelTab(); cancelAlloc() })
-	b := &tab{t: t, ctx: ctx}
+	b := &tab{t: t, ctx: ctx, newDocs: make(chan struct{})}
 	// The first run starts the browser; it gets no timeout because the
 	// browser lives as long as that call's context.
 	if err := chromedp.Do(ctx); err != nil {
@@ -78,6 +79,8 @@ func newTab(t *testing.T) *tab {
 		if ev, ok := ev.(*network.EventResponseReceived); ok && ev.Type == network.ResourceTypeDocument {
 			b.mu.Lock()
 			b.docs = append(b.docs, docResponse{ev.Response.URL, ev.Response.Status})
+			close(b.newDocs)
+			b.newDocs = make(chan struct{})
 			b.mu.Unlock()
 		}
 	})
@@ -172,7 +175,7 @@ func (b *tab) back() string {
 // returns its status.
 func (b *tab) docStatus(url string) int64 {
 	b.t.Helper()
-	deadline := time.Now().Add(stepTimeout)
+	deadline := time.After(stepTimeout)
 	for {
 		b.mu.Lock()
 		for i := len(b.docs) - 1; i >= 0; i-- {
@@ -182,11 +185,13 @@ func (b *tab) docStatus(url string) int64 {
 				return s
 			}
 		}
+		next := b.newDocs
 		b.mu.Unlock()
-		if time.Now().After(deadline) {
-			b.t.Fatalf("no document response for %s\n%s", url, b.describe())
+		select {
+		case <-next:
+		case <-deadline:
+			b.t.Fatalf("no document response for %s within %s\n%s", url, stepTimeout, b.describe())
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

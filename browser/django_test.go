@@ -5,13 +5,11 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -93,31 +91,18 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// reserveAddr returns a free 127.0.0.1 address. Gatehouse's route must name
-// Django's address before Django can start (Django needs Gatehouse's URL for
-// the JWKS), so the port is picked first and bound by Django afterwards.
-func reserveAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // django is the example project served by Django's development server.
 type django struct {
 	URL string
-	out *e2etest.SyncBuffer // the server's output: request lines and errors
+	d   *e2etest.Daemon // its output: request lines and errors
 }
 
-// startDjango migrates a fresh SQLite database and serves the example on
-// addr with `manage.py runserver`, trusting tokens from the Gatehouse at
-// gatehouseURL for djangoAudience. It returns once Django answers HTTP, and
-// stops the server when the test ends.
-func startDjango(t testing.TB, addr, gatehouseURL string) *django {
+// startDjango migrates a fresh SQLite database and serves the example with
+// `manage.py runserver` on a port it binds itself (see
+// e2etest.StartDaemon), trusting tokens from the Gatehouse at gatehouseURL
+// for djangoAudience. It returns once Django answers HTTP, and stops the
+// server when the test ends.
+func startDjango(t testing.TB, gatehouseURL string) *django {
 	t.Helper()
 	requireDjango(t)
 	env := pythonEnv(map[string]string{
@@ -137,55 +122,27 @@ func startDjango(t testing.TB, addr, gatehouseURL string) *django {
 		t.Fatalf("manage.py migrate: %v\n%s", err, out)
 	}
 
-	d := &django{URL: "http://" + addr, out: &e2etest.SyncBuffer{}}
-	cmd := exec.Command(python, "manage.py", "runserver", addr, "--noreload")
-	cmd.Dir, cmd.Env = djangoDir, env
-	cmd.Stdout, cmd.Stderr = d.out, d.out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting manage.py runserver: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("Django's output:\n%s", d.out.String())
-		}
+	d := e2etest.StartDaemon(t, "django", func(addr string) *exec.Cmd {
+		cmd := exec.Command(python, "manage.py", "runserver", addr, "--noreload")
+		cmd.Dir, cmd.Env = djangoDir, env
+		return cmd
 	})
-
-	c := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("manage.py runserver exited: %v\n%s", err, d.out.String())
-		default:
-		}
-		resp, err := c.Get(d.URL + "/api/whoami")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			// Straight to Django, without Gatehouse's token: refused.
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Fatalf("GET %s/api/whoami without a token: got %d; want 401", d.URL, resp.StatusCode)
-			}
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Django never answered on %s: %v\n%s", addr, err, d.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	dj := &django{URL: "http://" + d.Addr, d: d}
+	// Straight to Django, without Gatehouse's token: refused.
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(dj.URL + "/api/whoami")
+	if err != nil {
+		t.Fatalf("Django listens on %s but does not answer: %v", d.Addr, err)
 	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET %s/api/whoami without a token: got %d; want 401", dj.URL, resp.StatusCode)
+	}
+	return dj
 }
 
 // requests counts the request lines Django logged for method and path.
 func (d *django) requests(method, path string) int {
-	return strings.Count(d.out.String(), fmt.Sprintf("\"%s %s HTTP/", method, path))
+	return strings.Count(d.d.Output(), fmt.Sprintf("\"%s %s HTTP/", method, path))
 }

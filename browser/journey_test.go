@@ -35,14 +35,17 @@ type whoami struct {
 // native app's token then reaches the same Django user.
 func TestDjangoBehindGatehouse(t *testing.T) {
 	requireDjango(t)
-	djangoAddr := reserveAddr(t)
+	// Django needs Gatehouse's URL and Gatehouse's route Django's, and
+	// Django binds its own port: Gatehouse's listener is bound first.
+	ln := e2etest.Listen(t)
+	dj := startDjango(t, "http://"+ln.Addr().String())
 	e := e2etest.Start(t, e2etest.Options{
-		Env: map[string]string{"GATEHOUSE_API_ACCEPTED_AUDIENCES": e2etest.NativeClientID},
+		Listener: ln,
+		Env:      map[string]string{"GATEHOUSE_API_ACCEPTED_AUDIENCES": e2etest.NativeClientID},
 		Routes: func(string) []config.Route {
-			return []config.Route{{Name: "django", PathPrefix: "/", Upstream: "http://" + djangoAddr, Audience: djangoAudience}}
+			return []config.Route{{Name: "django", PathPrefix: "/", Upstream: dj.URL, Audience: djangoAudience}}
 		},
 	})
-	dj := startDjango(t, djangoAddr, e.URL)
 	b := newTab(t)
 
 	loginForm := fmt.Sprintf(`location.href.startsWith(%q) && !!document.querySelector("input[name=password]")`, e.IDP.URL)
