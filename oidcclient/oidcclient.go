@@ -1,27 +1,45 @@
 // Package oidcclient is Gatehouse's OpenID Connect relying party: discovery with
 // retries, the authorization-code flow with PKCE, ID-token verification and
-// refresh, on top of coreos/go-oidc and golang.org/x/oauth2.
+// refresh, on top of coreos/go-oidc and golang.org/x/oauth2; and the checks of
+// the tokens the provider's other clients present: access tokens of native
+// clients (VerifyAccessToken) and back-channel logout tokens (VerifyLogout).
+//
+// Errors of the verifiers say whose fault a refusal is: ErrInvalidToken when
+// the token itself is bad (401 or 400), ErrUnavailable when it could not be
+// checked because the provider or its keys cannot be reached (503).
 package oidcclient
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
+
+	"github.com/gatehouse/gatehouse/internal/jwks"
 )
 
-// ErrNotReady is returned while discovery has not succeeded yet.
-var ErrNotReady = errors.New("oidcclient: provider not discovered yet")
+var (
+	// ErrUnavailable is wrapped by every error that means the provider could
+	// not be asked: discovery has not succeeded, or its keys cannot be
+	// fetched. A token refused with it may well be good: answer 503, so a
+	// client (or a provider delivering a logout token) retries.
+	ErrUnavailable = errors.New("oidcclient: identity provider unavailable")
+	// ErrNotReady is returned while discovery has not succeeded yet. It wraps
+	// ErrUnavailable.
+	ErrNotReady = fmt.Errorf("%w: not discovered yet", ErrUnavailable)
+	// ErrInvalidToken is wrapped by every refusal of an access or logout
+	// token that is the token's fault: malformed, forged, expired, of the
+	// wrong type or audience. Never by a refusal for want of keys.
+	ErrInvalidToken = errors.New("oidcclient: invalid token")
+)
 
 // Config configures a Client.
 type Config struct {
@@ -32,11 +50,16 @@ type Config struct {
 	Scopes       []string // "openid" is added when missing
 	GroupsClaim  string   // default "groups"
 	// AcceptedAudiences are the aud values a bearer access token from a
-	// native client may carry (api.accepted_audiences). Empty = bearer
-	// tokens are refused.
+	// native client may carry (api.accepted_audiences). Empty = only ID
+	// tokens of AcceptIDTokens, if any, are accepted as bearer tokens.
 	AcceptedAudiences []string
-	// KeyRefreshInterval bounds how often an unknown kid refetches the
-	// provider's JWKS. Zero = 10s.
+	// AcceptIDTokens are audiences (client ids) whose ID tokens are accepted
+	// as bearer tokens (api.accept_id_tokens), for providers whose access
+	// tokens are opaque. Empty = ID tokens are refused as bearer tokens.
+	AcceptIDTokens []string
+	// KeyRefreshInterval bounds how often tokens with unknown kids refetch
+	// the provider's JWKS; a failed fetch is retried sooner (after 1s,
+	// doubling up to this). Zero = 10s.
 	KeyRefreshInterval time.Duration
 	// HTTPClient talks to the provider. If nil, a client with a 10s timeout is used.
 	HTTPClient *http.Client
@@ -67,8 +90,8 @@ type Result struct {
 
 type discovered struct {
 	provider *oidc.Provider
-	verifier *oidc.IDTokenVerifier
-	bearer   *oidc.IDTokenVerifier // checks iss, exp and signature; aud checked by VerifyAccessToken
+	verifier *oidc.IDTokenVerifier // ID tokens of logins and refreshes
+	keys     *keySet               // the provider's keys, for every token
 	oauth2   oauth2.Config
 	endSess  string
 }
@@ -120,13 +143,16 @@ func (c *Client) Ready() error {
 	return *c.err.Load()
 }
 
-// Discover fetches the provider's metadata once. The keys are fetched later,
-// through a context derived from ctx, so ctx must live as long as the Client.
+// Discover fetches the provider's metadata and its signing keys once; it
+// succeeds only when both could be had, so a fresh replica never serves
+// with a key set that a stranger's requests could keep from loading. Later
+// key fetches (rotation, refresh) run on their own contexts: ctx is only
+// used until Discover returns. Errors wrap ErrUnavailable.
 func (c *Client) Discover(ctx context.Context) error {
 	ctx = oidc.ClientContext(ctx, c.cfg.HTTPClient)
 	p, err := oidc.NewProvider(ctx, c.cfg.Issuer)
 	if err != nil {
-		err = fmt.Errorf("oidcclient: discovery of %s: %w", c.cfg.Issuer, err)
+		err = fmt.Errorf("%w: discovery of %s: %w", ErrUnavailable, c.cfg.Issuer, err)
 		c.setErr(err)
 		return err
 	}
@@ -136,7 +162,7 @@ func (c *Client) Discover(ctx context.Context) error {
 		Algs       []string `json:"id_token_signing_alg_values_supported"`
 	}
 	if err := p.Claims(&meta); err != nil || meta.JWKSURL == "" {
-		err = fmt.Errorf("oidcclient: discovery of %s: no jwks_uri", c.cfg.Issuer)
+		err = fmt.Errorf("%w: discovery of %s: no jwks_uri", ErrUnavailable, c.cfg.Issuer)
 		c.setErr(err)
 		return err
 	}
@@ -153,11 +179,26 @@ func (c *Client) Discover(ctx context.Context) error {
 	if len(algs) == 0 {
 		algs, joseAlgs = []string{"RS256"}, []jose.SignatureAlgorithm{jose.RS256}
 	}
-	ks := &keySet{url: meta.JWKSURL, client: c.cfg.HTTPClient, algs: joseAlgs, minInterval: c.cfg.KeyRefreshInterval, now: c.cfg.Now}
+	cache, err := jwks.New(jwks.Config{
+		URL:         meta.JWKSURL,
+		Client:      c.cfg.HTTPClient,
+		MinInterval: c.cfg.KeyRefreshInterval,
+		Logger:      c.log,
+		Now:         c.cfg.Now,
+	})
+	if err == nil {
+		err = cache.Refresh(ctx)
+	}
+	if err != nil {
+		err = fmt.Errorf("%w: discovery of %s: signing keys: %w", ErrUnavailable, c.cfg.Issuer, err)
+		c.setErr(err)
+		return err
+	}
+	ks := &keySet{cache: cache, algs: joseAlgs}
 	d := &discovered{
 		provider: p,
 		verifier: oidc.NewVerifier(c.cfg.Issuer, ks, &oidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now, SupportedSigningAlgs: algs}),
-		bearer:   oidc.NewVerifier(c.cfg.Issuer, ks, &oidc.Config{SkipClientIDCheck: true, Now: c.cfg.Now, SupportedSigningAlgs: algs}),
+		keys:     ks,
 		oauth2: oauth2.Config{
 			ClientID:     c.cfg.ClientID,
 			ClientSecret: c.cfg.ClientSecret,
@@ -290,6 +331,14 @@ func (c *Client) verify(ctx context.Context, d *discovered, tok *oauth2.Token) (
 	if err != nil {
 		return nil, fmt.Errorf("oidcclient: verifying ID token: %w", err)
 	}
+	// go-oidc reads a string "exp" as a date; RFC 7519 does not.
+	var payload json.RawMessage
+	if err := idt.Claims(&payload); err != nil {
+		return nil, fmt.Errorf("oidcclient: decoding claims: %w", err)
+	}
+	if _, err := parseClaims(payload); err != nil {
+		return nil, fmt.Errorf("oidcclient: ID token: %w", err)
+	}
 	if idt.AccessTokenHash != "" {
 		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
 			return nil, fmt.Errorf("oidcclient: at_hash: %w", err)
@@ -352,106 +401,4 @@ func IdentityFromClaims(all map[string]any, groupsClaim string) Identity {
 var asymmetric = map[string]bool{
 	"RS256": true, "RS384": true, "RS512": true, "PS256": true, "PS384": true, "PS512": true,
 	"ES256": true, "ES384": true, "ES512": true, "EdDSA": true,
-}
-
-// ErrInvalidToken is wrapped by every bearer-token refusal.
-var ErrInvalidToken = errors.New("oidcclient: invalid bearer token")
-
-// Bearer is a verified access token from a native or API client.
-type Bearer struct {
-	Identity Identity
-	ClientID string // client_id, else azp
-	Expiry   time.Time
-}
-
-// VerifyAccessToken verifies an access token a native client presents:
-// signature by the provider's keys with its pinned algorithms, issuer,
-// expiry, and an aud among AcceptedAudiences. ID tokens and logout tokens
-// are refused: they are not meant to authorize API calls.
-func (c *Client) VerifyAccessToken(ctx context.Context, raw string) (*Bearer, error) {
-	if len(c.cfg.AcceptedAudiences) == 0 {
-		return nil, fmt.Errorf("%w: bearer tokens are not accepted (api.accepted_audiences is empty)", ErrInvalidToken)
-	}
-	d, err := c.ready()
-	if err != nil {
-		return nil, err
-	}
-	if typ := tokenType(raw); typ != "" && typ != "jwt" && typ != "at+jwt" && typ != "application/at+jwt" {
-		return nil, fmt.Errorf("%w: token type %q", ErrInvalidToken, typ)
-	}
-	tok, err := d.bearer.Verify(oidc.ClientContext(ctx, c.cfg.HTTPClient), raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
-	}
-	ok := false
-	for _, a := range tok.Audience {
-		for _, want := range c.cfg.AcceptedAudiences {
-			ok = ok || a == want
-		}
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: audience %v not accepted", ErrInvalidToken, tok.Audience)
-	}
-	var all map[string]any
-	if err := tok.Claims(&all); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
-	}
-	// An ID token (nonce, at_hash, c_hash) or a logout token (events) is not
-	// an access token, whatever its audience.
-	for _, k := range []string{"nonce", "at_hash", "c_hash", "s_hash", "events"} {
-		if _, found := all[k]; found {
-			return nil, fmt.Errorf("%w: not an access token (has %s)", ErrInvalidToken, k)
-		}
-	}
-	id := IdentityFromClaims(all, c.cfg.GroupsClaim)
-	id.Subject = tok.Subject
-	b := &Bearer{Identity: id, Expiry: tok.Expiry}
-	b.ClientID, _ = all["client_id"].(string)
-	if b.ClientID == "" {
-		b.ClientID, _ = all["azp"].(string)
-	}
-	return b, nil
-}
-
-// tokenType returns the lowercased typ header of a JWS, or "".
-func tokenType(raw string) string {
-	head, _, ok := strings.Cut(raw, ".")
-	if !ok || len(head) > 4096 {
-		return ""
-	}
-	b, err := base64.RawURLEncoding.DecodeString(head)
-	if err != nil {
-		return ""
-	}
-	var h struct {
-		Typ string `json:"typ"`
-	}
-	_ = json.Unmarshal(b, &h)
-	return strings.ToLower(h.Typ)
-}
-
-// Logout is a verified OpenID Connect Back-Channel Logout token.
-type Logout struct {
-	Subject string // may be empty when SessionID is set
-	// SessionID is the provider's sid: the one login to end. Empty means
-	// every session of Subject.
-	SessionID string
-}
-
-// VerifyLogout verifies a back-channel logout token: the provider's keys and
-// algorithms, issuer, audience (our client id), the logout event, no nonce,
-// and at least one of sub and sid.
-func (c *Client) VerifyLogout(ctx context.Context, raw string) (*Logout, error) {
-	d, err := c.ready()
-	if err != nil {
-		return nil, err
-	}
-	tok, err := d.verifier.VerifyLogout(oidc.ClientContext(ctx, c.cfg.HTTPClient), raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
-	}
-	if tok.Subject == "" && tok.SessionID == "" {
-		return nil, fmt.Errorf("%w: logout token names neither sub nor sid", ErrInvalidToken)
-	}
-	return &Logout{Subject: tok.Subject, SessionID: tok.SessionID}, nil
 }
