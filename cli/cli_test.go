@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/internal/e2etest"
 	"github.com/gatehouse/gatehouse/tokenmint"
 )
 
@@ -115,8 +116,65 @@ func TestVersionAndUnknownCommand(t *testing.T) {
 }
 
 func TestHealthcheckFailsWhenNothingListens(t *testing.T) {
-	if _, err := run(t, nil, "healthcheck", "--url", "http://127.0.0.1:1/healthz"); err == nil {
-		t.Error("healthcheck succeeded against a closed port")
+	if _, err := run(t, nil, "healthcheck", "--url", e2etest.DeadURL(t)+"/healthz"); err == nil {
+		t.Error("healthcheck succeeded against a server that is down")
+	}
+}
+
+// TestHealthcheckAgainstAServingGatehouse: the container's HEALTHCHECK
+// passes against a running Gatehouse however it finds the metrics listener
+// (--url, --config's metrics_listen, GATEHOUSE_METRICS_LISTEN).
+func TestHealthcheckAgainstAServingGatehouse(t *testing.T) {
+	e := e2etest.Start(t, e2etest.Options{})
+	addr := e.App.MetricsAddr()
+	config := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(config, []byte("metrics_listen: "+addr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"--url /healthz", nil, []string{"--url", e.MetricsURL + "/healthz"}},
+		{"--url /readyz", nil, []string{"--url", e.MetricsURL + "/readyz"}},
+		{"--config", nil, []string{"--config", config}},
+		{"GATEHOUSE_CONFIG", map[string]string{"GATEHOUSE_CONFIG": config}, nil},
+		{"GATEHOUSE_METRICS_LISTEN", map[string]string{"GATEHOUSE_METRICS_LISTEN": addr}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if out, err := run(t, tt.env, append([]string{"healthcheck"}, tt.args...)...); err != nil {
+				t.Errorf("healthcheck against a serving Gatehouse: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestHealthcheckWhenNotReady: a Gatehouse whose provider is down is alive
+// (/healthz, what the container's HEALTHCHECK probes, passes: restarting it
+// would not bring the provider back) but not ready: healthcheck --url
+// .../readyz exits non-zero, naming the status.
+func TestHealthcheckWhenNotReady(t *testing.T) {
+	up := e2etest.NewUpstream(t)
+	ln := e2etest.Listen(t)
+	a := e2etest.NewApp(t, map[string]string{
+		"GATEHOUSE_PUBLIC_URL": "http://" + ln.Addr().String(), "GATEHOUSE_METRICS_LISTEN": "127.0.0.1:0",
+		"GATEHOUSE_OIDC_ISSUER": e2etest.DeadURL(t), "GATEHOUSE_OIDC_CLIENT_ID": "gatehouse", "GATEHOUSE_OIDC_CLIENT_SECRET": "secret",
+		"GATEHOUSE_COOKIE_SECRETS": e2etest.CookieSecret, "GATEHOUSE_COOKIE_SECURE": "false", "GATEHOUSE_UPSTREAM": up.URL,
+		"GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT": "2s",
+	}, nil, ln)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	metrics := "http://" + a.MetricsAddr()
+
+	out, err := run(t, nil, "healthcheck", "--url", metrics+"/readyz")
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("healthcheck of /readyz with the provider down: %v; want an error naming 503\n%s", err, out)
+	}
+	if out, err := run(t, map[string]string{"GATEHOUSE_METRICS_LISTEN": a.MetricsAddr()}, "healthcheck"); err != nil {
+		t.Errorf("healthcheck (liveness) with the provider down: %v; want success\n%s", err, out)
 	}
 }
 
