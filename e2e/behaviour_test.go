@@ -352,4 +352,7 @@ func TestSignOutCSRF(t *testing.T) {
 	if resp.StatusCode >= 400 || len(resp.Cookies()) != 1 {
 		t.Errorf("same-origin sign-out got %d", resp.StatusCode)
 	}
+	if code := e.APIStatus("/after", ck); code != http.StatusUnauthorized {
+		t.Errorf("after the same-origin sign-out the cookie got %d; want 401", code)
+	}
 }

@@ -297,10 +297,12 @@ func TestLoginFlowAttacks(t *testing.T) {
 		if first.Query().Get("state") == second.Query().Get("state") {
 			t.Fatal("two logins share a state")
 		}
-		// Completing either works; here the first one, started earlier.
-		resp, body := e.Login(c, "/tab", "bob", "bob-pw")
-		if resp.StatusCode != 200 || body != "upstream GET /tab" {
-			t.Errorf("got %d %q", resp.StatusCode, body)
+		// Each tab completes its own login, the one started first first.
+		for i, tab := range []*url.URL{first, second} {
+			resp, body := completeLogin(t, e, c, tab, "bob", "bob-pw")
+			if resp.StatusCode != 200 || body != "upstream GET /" {
+				t.Errorf("tab %d: got %d %q at %s; want the upstream's /", i+1, resp.StatusCode, body, resp.Request.URL)
+			}
 		}
 	})
 
@@ -329,6 +331,21 @@ func readBodyAgain(t *testing.T, c *http.Client, u string) string {
 		t.Fatal(err)
 	}
 	return e2etest.ReadBody(t, resp)
+}
+
+// completeLogin follows a login begun by startLogin: the provider's form
+// at authorize, signed in as user, back through the callback.
+func completeLogin(t *testing.T, e *e2etest.Env, c *http.Client, authorize *url.URL, user, password string) (*http.Response, string) {
+	t.Helper()
+	m := e2etest.AuthRequestID.FindStringSubmatch(readBodyAgain(t, c, authorize.String()))
+	if m == nil {
+		t.Fatalf("no login form at %s", authorize)
+	}
+	resp, err := c.PostForm(e.IDP.URL+"/login", url.Values{"auth_request_id": {m[1]}, "username": {user}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, e2etest.ReadBody(t, resp)
 }
 
 // startLogin begins a login and returns the provider authorize URL it
