@@ -124,12 +124,12 @@ type Config struct {
 // Minter mints and caches tokens and serves the JWKS that verifies them. It is safe
 // for concurrent use.
 type Minter struct {
-	issuer    string
-	ttl       time.Duration
 	now       func() time.Time
 	cacheSize int
 
 	mu       sync.RWMutex
+	issuer   string
+	ttl      time.Duration
 	keys     []*Key // keys[0] signs
 	jwks     jose.JSONWebKeySet
 	jwksBody []byte
@@ -160,7 +160,7 @@ type flight struct {
 	done chan struct{}
 	tok  Token // set before done closes
 	err  error
-	// forgotten is set (under Minter.mu) by Forget or SetKeys while the signing
+	// forgotten is set (under Minter.mu) by Forget or Reconfigure while the signing
 	// runs, so its result is handed to the waiting callers but not cached.
 	forgotten bool
 }
@@ -168,15 +168,9 @@ type flight struct {
 // NewMinter checks cfg and returns a Minter. Every problem in cfg is reported at once.
 func NewMinter(cfg Config) (*Minter, error) {
 	var problems []string
-	if strings.TrimSpace(cfg.Issuer) == "" {
-		problems = append(problems, "Issuer is empty")
-	}
-	ttl := cfg.TTL
-	switch {
-	case ttl == 0:
-		ttl = defaultTTL
-	case ttl < minTTL || ttl > maxTTL:
-		problems = append(problems, fmt.Sprintf("TTL %s is outside %s..%s", cfg.TTL, minTTL, maxTTL))
+	ttl, err := checkClaims(cfg.Issuer, cfg.TTL)
+	if err != nil {
+		problems = append(problems, err.Error())
 	}
 	if err := checkKeys(cfg.Keys); err != nil {
 		problems = append(problems, err.Error())
@@ -196,17 +190,34 @@ func NewMinter(cfg Config) (*Minter, error) {
 		now = time.Now
 	}
 	m := &Minter{
-		issuer:    cfg.Issuer,
-		ttl:       ttl,
 		now:       now,
 		cacheSize: size,
 		cache:     make(map[string]map[string]cachedToken),
 		inflight:  make(map[flightKey]*flight),
 	}
-	if err := m.SetKeys(cfg.Keys); err != nil {
-		return nil, err
+	if err := m.reconfigure(cfg.Issuer, ttl, cfg.Keys); err != nil {
+		return nil, fmt.Errorf("tokenmint: %w", err)
 	}
 	return m, nil
+}
+
+// checkClaims checks an issuer and a lifetime and returns the lifetime with its
+// default applied. Both problems are reported together.
+func checkClaims(issuer string, ttl time.Duration) (time.Duration, error) {
+	var problems []string
+	if strings.TrimSpace(issuer) == "" {
+		problems = append(problems, "Issuer is empty")
+	}
+	switch {
+	case ttl == 0:
+		ttl = defaultTTL
+	case ttl < minTTL || ttl > maxTTL:
+		problems = append(problems, fmt.Sprintf("TTL %s is outside %s..%s", ttl, minTTL, maxTTL))
+	}
+	if len(problems) > 0 {
+		return 0, errors.New(strings.Join(problems, "\n  "))
+	}
+	return ttl, nil
 }
 
 func checkKeys(keys []*Key) error {
@@ -227,11 +238,52 @@ func checkKeys(keys []*Key) error {
 }
 
 // SetKeys replaces the signing keys at run time: keys[0] signs from now on and all of
-// keys are published. It drops every cached token, so no token signed by a key that
-// was removed or demoted is handed out again.
+// keys are published, in this order, from the same instant. This is how a key is
+// rotated (see Reconfigure).
 func (m *Minter) SetKeys(keys []*Key) error {
-	if err := checkKeys(keys); err != nil {
+	m.mu.RLock()
+	issuer, ttl := m.issuer, m.ttl
+	m.mu.RUnlock()
+	if err := m.reconfigure(issuer, ttl, keys); err != nil {
 		return fmt.Errorf("tokenmint: set keys: %w", err)
+	}
+	return nil
+}
+
+// Reconfigure replaces the issuer, the token lifetime (zero means 2 minutes) and the
+// signing keys at run time, atomically: no token is signed with a mix of old and new
+// settings, and the JWKS lists keys from the instant keys[0] may sign with it. On an
+// error nothing changes.
+//
+// A key rotation is three calls, each after the one before has had its effect:
+//
+//   - publish: append the new key ([old, new]); tokens are still signed by old, and
+//     verifiers that fetch the JWKS learn new;
+//   - promote: put the new key first ([new, old]) once every verifier could have
+//     fetched the JWKS (its Cache-Control max-age, 5 minutes, plus the verifiers' own
+//     refresh interval);
+//   - retire: drop the old key ([new]) once the last token it signed has expired (the
+//     TTL after promotion).
+//
+// Cached tokens are dropped whenever the signing key (keys[0]), the issuer or the TTL
+// changes, so no token of a demoted key or of the old claims is handed out again;
+// publishing or retiring a key that does not sign keeps the cache. Every cached token
+// was signed by the keys[0] of its time, which is why retiring a key that no longer
+// signs cannot strand one.
+func (m *Minter) Reconfigure(issuer string, ttl time.Duration, keys []*Key) error {
+	if err := m.reconfigure(issuer, ttl, keys); err != nil {
+		return fmt.Errorf("tokenmint: reconfigure: %w", err)
+	}
+	return nil
+}
+
+func (m *Minter) reconfigure(issuer string, ttl time.Duration, keys []*Key) error {
+	ttl, err := checkClaims(issuer, ttl)
+	if err != nil {
+		return err
+	}
+	if err := checkKeys(keys); err != nil {
+		return err
 	}
 	keys = slices.Clone(keys)
 	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, len(keys))}
@@ -240,21 +292,36 @@ func (m *Minter) SetKeys(keys []*Key) error {
 	}
 	body, err := json.Marshal(set)
 	if err != nil {
-		return fmt.Errorf("tokenmint: set keys: encoding JWKS: %w", err)
+		return fmt.Errorf("encoding JWKS: %w", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Keys loaded again from the same files are new values with the same kid.
+	resign := len(m.keys) == 0 || m.keys[0].kid != keys[0].kid || m.issuer != issuer || m.ttl != ttl
+	m.issuer, m.ttl = issuer, ttl
 	m.keys = keys
 	m.jwks = set
 	m.jwksBody = body
-	clear(m.cache)
-	m.cached = 0
-	for _, f := range m.inflight {
-		f.forgotten = true
+	if resign {
+		clear(m.cache)
+		m.cached = 0
+		for _, f := range m.inflight {
+			f.forgotten = true
+		}
+		clear(m.inflight)
 	}
-	clear(m.inflight)
 	return nil
 }
+
+// signing is what one signing uses, read together under Minter.mu.
+type signing struct {
+	key    *Key
+	issuer string
+	ttl    time.Duration
+}
+
+// signingLocked returns the current signing settings; m.mu must be held.
+func (m *Minter) signingLocked() signing { return signing{m.keys[0], m.issuer, m.ttl} }
 
 // Mint returns a token for id, to be sent to audience: a JWS with header
 // {alg, kid, typ: "at+jwt"} and claims iss, aud (audience, a single string), sub,
@@ -282,9 +349,9 @@ func (m *Minter) Mint(ctx context.Context, cacheKey, audience string, id *Identi
 	}
 	if cacheKey == "" {
 		m.mu.RLock()
-		key := m.keys[0]
+		sg := m.signingLocked()
 		m.mu.RUnlock()
-		return m.sign(key, audience, id, m.now())
+		return m.sign(sg, audience, id, m.now())
 	}
 
 	m.mu.RLock()
@@ -322,7 +389,7 @@ func (m *Minter) mintShared(ctx context.Context, fk flightKey, id *Identity) (To
 	}
 	f := &flight{done: make(chan struct{})}
 	m.inflight[fk] = f
-	key := m.keys[0]
+	sg := m.signingLocked()
 	m.mu.Unlock()
 
 	finished := false
@@ -331,7 +398,7 @@ func (m *Minter) mintShared(ctx context.Context, fk flightKey, id *Identity) (To
 			m.land(fk, f, Token{}, now, errors.New("tokenmint: mint: signing panicked"))
 		}
 	}()
-	tok, err := m.sign(key, fk.audience, id, now)
+	tok, err := m.sign(sg, fk.audience, id, now)
 	finished = true
 	m.land(fk, f, tok, now, err)
 	return tok, err
@@ -424,9 +491,10 @@ func (m *Minter) Forget(cacheKey string) {
 	}
 }
 
-// sign builds the claims and signs them with key.
-func (m *Minter) sign(key *Key, audience string, id *Identity, now time.Time) (Token, error) {
-	payload, exp, err := m.claims(audience, id, now)
+// sign builds the claims and signs them with sg's key.
+func (m *Minter) sign(sg signing, audience string, id *Identity, now time.Time) (Token, error) {
+	key := sg.key
+	payload, exp, err := claims(sg, audience, id, now)
 	if err != nil {
 		return Token{}, err
 	}
@@ -461,16 +529,16 @@ type mintedClaims struct {
 	ID                string   `json:"jti"`
 }
 
-// claims returns the JSON claims of a token minted at now, and its expiry.
-func (m *Minter) claims(audience string, id *Identity, now time.Time) ([]byte, time.Time, error) {
+// claims returns the JSON claims of a token minted at now with sg, and its expiry.
+func claims(sg signing, audience string, id *Identity, now time.Time) ([]byte, time.Time, error) {
 	jti, err := randomID()
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	iat := now.Unix()
-	exp := now.Add(m.ttl).Unix()
+	exp := now.Add(sg.ttl).Unix()
 	c := mintedClaims{
-		Issuer:            m.issuer,
+		Issuer:            sg.issuer,
 		Audience:          audience,
 		Subject:           id.Subject,
 		ClientID:          id.ClientID,
@@ -549,7 +617,7 @@ func (m *Minter) JWKS() jose.JSONWebKeySet {
 }
 
 // JWKSHandler serves the JWKS as application/json to GET and HEAD (405 otherwise),
-// cacheable for 5 minutes. The body is encoded once per SetKeys, not per request.
+// cacheable for 5 minutes. The body is encoded once per key change, not per request.
 func (m *Minter) JWKSHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
