@@ -8,6 +8,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# scripts/build-hydra.sh builds Ory Hydra with CGO (SQLite for DSN=memory).
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # Debian's python3-* packages install for /usr/bin/python3, which is what the
 # Django example and its tests run with.
 for mod in django:python3-django rest_framework:python3-djangorestframework jwt:python3-jwt cryptography:python3-cryptography; do
