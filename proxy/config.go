@@ -120,6 +120,11 @@ type Store interface {
 	// cookie (back-channel logout, sign-out everywhere).
 	DeleteBySubject(ctx context.Context, subject string) (int, error)
 	DeleteByProviderSID(ctx context.Context, sid string) (int, error)
+	// PutOnce keeps a value that TakeOnce returns once, on any replica,
+	// within ttl (the multi-host sign-in's codes); TakeOnce answers
+	// sessionstore.ErrNotFound when it is unknown, taken or expired.
+	PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	TakeOnce(ctx context.Context, key string) ([]byte, error)
 }
 
 // Minter signs the tokens upstreams receive. Safe for concurrent use.

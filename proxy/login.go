@@ -29,6 +29,7 @@ type flow struct {
 	Nonce    string `json:"n"`
 	Verifier string `json:"v"`
 	Redirect string `json:"rd"`
+	Handoff  string `json:"hn,omitempty"` // rd is on another host: its browser nonce's hash
 	Started  int64  `json:"t"`
 }
 
@@ -83,7 +84,32 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 			s.log.Info("login: ignoring invalid rd", "request_id", requestID(r), "err", err)
 		}
 	}
+	if s.otherHost(hostOnly(r.Host)) {
+		s.startElsewhere(w, r, rd)
+		return
+	}
+	hn := ""
+	if rdHost := s.rdHost(rd); rdHost != "" {
+		// A login for another host: that host's nonce must come along
+		// (docs/multi-host.md); without one, the browser gets it there.
+		if hn = r.URL.Query().Get("hn"); len(hn) != 43 {
+			u, _ := url.Parse(rd)
+			http.Redirect(w, r, u.Scheme+"://"+u.Host+s.prefix+"/start?rd="+url.QueryEscape(rd), http.StatusFound)
+			return
+		}
+		if t, ok := s.ticket(r); ok {
+			if _, err := s.load(r.Context(), t); err == nil {
+				// Signed in here already: no new login, a code for that host.
+				if err := s.handOff(w, r, t, rd, hn); err != nil {
+					s.log.Error("multi-host sign-in: issuing a code", "request_id", requestID(r), "err", err)
+					s.fail(w, r, http.StatusServiceUnavailable, "Sign-in could not be completed; try again shortly.")
+				}
+				return
+			}
+		}
+	}
 	f := flow{
+		Handoff:  hn,
 		State:    randomString(32),
 		Nonce:    randomString(32),
 		Verifier: oauth2.GenerateVerifier(),
@@ -265,6 +291,13 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	// The target was checked when the flow started; check again at use.
 	rd, err := s.cfg.Login.Redirects.Check(f.Redirect)
 	if err != nil {
+		rd = "/"
+	}
+	if f.Handoff != "" && s.rdHost(rd) != "" {
+		if err := s.handOff(w, r, t, rd, f.Handoff); err == nil {
+			return
+		}
+		s.log.Error("multi-host sign-in: issuing a code", "request_id", requestID(r), "err", err)
 		rd = "/"
 	}
 	http.Redirect(w, r, rd, http.StatusFound)

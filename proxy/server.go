@@ -29,6 +29,7 @@ type Server struct {
 	log          *slog.Logger
 	now          func() time.Time
 	prefix       string
+	publicHost   string // the sign-in host: public_url's, lower case, no port
 	cookieName   string
 	flowPrefix   string
 	tokenHdrNorm string
@@ -85,6 +86,7 @@ func New(cfg Config) (*Server, error) {
 		log:          cfg.Logger,
 		now:          cfg.Now,
 		prefix:       cfg.Prefix,
+		publicHost:   hostOnly(cfg.PublicURL.Host),
 		cookieName:   cfg.Cookie.Name,
 		flowPrefix:   cfg.Cookie.Name + "-flow-",
 		tokenHdrNorm: normHeader(cfg.Token.Header),
@@ -127,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 
 		"/backchannel_logout":  s.handleBackchannelLogout,
 		"/sign_out_everywhere": s.handleSignOutEverywhere,
+		"/handoff":             s.handleHandoff,
 	}
 	return s, nil
 }
