@@ -130,25 +130,27 @@ func (c *Codec) encodeOwned(name string, value []byte) (string, error) {
 // Decode authenticates and decrypts a value made by Encode for the same name with any of the secrets. Every failure
 // wraps ErrInvalidCookie.
 func (c *Codec) Decode(name, value string) ([]byte, error) {
-	return c.decode(name, value, maxCookieLen)
+	b, _, err := c.decode(name, value, maxCookieLen)
+	return b, err
 }
 
-func (c *Codec) decode(name, value string, maxLen int) ([]byte, error) {
+// decode returns the decoded value and the index of the secret that decoded it (0 = the newest).
+func (c *Codec) decode(name, value string, maxLen int) ([]byte, int, error) {
 	// Checked once here rather than once per secret inside securecookie.
 	if value == "" {
-		return nil, fmt.Errorf("%w: empty", ErrInvalidCookie)
+		return nil, 0, fmt.Errorf("%w: empty", ErrInvalidCookie)
 	}
 	if len(value) > maxLen {
-		return nil, fmt.Errorf("%w: %d bytes is longer than %d", ErrInvalidCookie, len(value), maxLen)
+		return nil, 0, fmt.Errorf("%w: %d bytes is longer than %d", ErrInvalidCookie, len(value), maxLen)
 	}
 	var dst []byte
-	for _, sc := range c.codecs {
+	for i, sc := range c.codecs {
 		if err := sc.Decode(name, value, &dst); err == nil {
-			return dst, nil
+			return dst, i, nil
 		}
 	}
 	// Which check failed is deliberately not reported: it would only help someone probing.
-	return nil, ErrInvalidCookie
+	return nil, 0, ErrInvalidCookie
 }
 
 // EncodeTicket encodes t for the cookie called name.
@@ -162,15 +164,23 @@ func (c *Codec) EncodeTicket(name string, t Ticket) (string, error) {
 // DecodeTicket decodes a value made by EncodeTicket for the same name. Every failure, including a payload of the
 // wrong length, wraps ErrInvalidCookie.
 func (c *Codec) DecodeTicket(name, value string) (Ticket, error) {
-	b, err := c.decode(name, value, maxTicketCookieLen)
+	t, _, err := c.DecodeTicketStale(name, value)
+	return t, err
+}
+
+// DecodeTicketStale is DecodeTicket that also reports whether value was sealed with an older secret than the newest.
+// A stale cookie should be encoded again (EncodeTicket) and sent back to the browser at once, so that by the time the
+// older secret is removed every session still in use carries a cookie of the newest: rotation then signs nobody out.
+// stale is false whenever err is not nil.
+func (c *Codec) DecodeTicketStale(name, value string) (t Ticket, stale bool, err error) {
+	b, secret, err := c.decode(name, value, maxTicketCookieLen)
 	if err != nil {
-		return Ticket{}, err
+		return Ticket{}, false, err
 	}
 	if len(b) != ticketLen {
-		return Ticket{}, fmt.Errorf("%w: ticket payload is %d bytes, want %d", ErrInvalidCookie, len(b), ticketLen)
+		return Ticket{}, false, fmt.Errorf("%w: ticket payload is %d bytes, want %d", ErrInvalidCookie, len(b), ticketLen)
 	}
-	var t Ticket
 	copy(t.ID[:], b[:len(t.ID)])
 	copy(t.Key[:], b[len(t.ID):])
-	return t, nil
+	return t, secret > 0, nil
 }

@@ -109,6 +109,42 @@ func TestCodecRotation(t *testing.T) {
 	}
 }
 
+// TestCodecDecodeTicketStale: only a cookie sealed with the newest secret is fresh; one sealed with any older secret
+// is reported stale, and encoding its ticket again makes it fresh.
+func TestCodecDecodeTicketStale(t *testing.T) {
+	newest, middle, oldest := secret('n'), secret('m'), secret('o')
+	c := mustCodec(t, time.Hour, newest, middle, oldest)
+	tk := mustTicket(t)
+	for _, tc := range []struct {
+		name      string
+		sealedBy  []byte
+		wantStale bool
+	}{
+		{"newest secret", newest, false},
+		{"second secret", middle, true},
+		{"oldest secret", oldest, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			value := mustEncodeTicket(t, mustCodec(t, time.Hour, tc.sealedBy), tk)
+			got, stale, err := c.DecodeTicketStale(cookieName, value)
+			if err != nil || got != tk {
+				t.Fatalf("DecodeTicketStale: err = %v, same ticket = %v; want it accepted", err, got == tk)
+			}
+			if stale != tc.wantStale {
+				t.Fatalf("stale = %v; want %v", stale, tc.wantStale)
+			}
+			again := mustEncodeTicket(t, c, got)
+			if _, stale, err := c.DecodeTicketStale(cookieName, again); err != nil || stale {
+				t.Fatalf("the ticket encoded again: stale = %v, err = %v; want fresh", stale, err)
+			}
+		})
+	}
+	foreign := mustEncodeTicket(t, mustCodec(t, time.Hour, secret('x')), tk)
+	if got, stale, err := c.DecodeTicketStale(cookieName, foreign); !errors.Is(err, ErrInvalidCookie) || stale || got != (Ticket{}) {
+		t.Fatalf("a cookie of an unknown secret: err = %v, stale = %v; want ErrInvalidCookie, not stale, no ticket", err, stale)
+	}
+}
+
 // forge builds a securecookie value by hand with the codec's derived keys and a chosen timestamp, to test what only
 // time could otherwise produce.
 func forge(t *testing.T, secret []byte, name string, value []byte, timestamp int64) string {
@@ -262,9 +298,11 @@ func TestNewCodecErrors(t *testing.T) {
 }
 
 // FuzzDecodeTicket checks that no cookie value makes decoding panic, and that whatever decodes is a real ticket:
-// encoding it again gives a cookie that decodes to the same ticket.
+// encoding it again gives a cookie that decodes to the same ticket, sealed with the newest secret. A value is reported
+// stale exactly when the newest secret alone cannot decode it.
 func FuzzDecodeTicket(f *testing.F) {
 	c := mustCodec(f, time.Hour, secret('f'), secret('g'))
+	newestOnly := mustCodec(f, time.Hour, secret('f'))
 	var tk Ticket
 	for i := range tk.ID {
 		tk.ID[i], tk.Key[i] = byte(i), byte(255-i)
@@ -289,26 +327,32 @@ func FuzzDecodeTicket(f *testing.F) {
 		f.Add(s.name, s.value)
 	}
 	f.Fuzz(func(t *testing.T, name, value string) {
-		got, err := c.DecodeTicket(name, value)
+		got, stale, err := c.DecodeTicketStale(name, value)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidCookie) {
 				t.Fatalf("DecodeTicket error %v does not wrap ErrInvalidCookie", err)
 			}
-			if got != (Ticket{}) {
-				t.Fatal("DecodeTicket returned a ticket along with an error")
+			if got != (Ticket{}) || stale {
+				t.Fatal("DecodeTicketStale returned a ticket or stale along with an error")
 			}
 			return
+		}
+		if _, errNewest := newestOnly.DecodeTicket(name, value); stale != (errNewest != nil) {
+			t.Fatalf("stale = %v, but the newest secret alone decodes it: %v", stale, errNewest == nil)
 		}
 		again, err := c.EncodeTicket(name, got)
 		if err != nil {
 			t.Fatalf("EncodeTicket of an accepted ticket: %v", err)
 		}
-		back, err := c.DecodeTicket(name, again)
+		back, stale, err := c.DecodeTicketStale(name, again)
 		if err != nil {
 			t.Fatalf("DecodeTicket of a re-encoded accepted ticket: %v", err)
 		}
 		if back != got {
 			t.Fatal("re-encoded ticket decodes to a different ticket")
+		}
+		if stale {
+			t.Fatal("a re-encoded ticket is stale; want it sealed with the newest secret")
 		}
 	})
 }
