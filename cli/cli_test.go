@@ -194,7 +194,7 @@ session: {store: memory}
 		"GATEHOUSE_SESSION_STORE":  "postgres", // invalid unless --set wins
 	}
 	out, err := run(t, env, "config", "check", "--config", path, "--print",
-		"--set", "session.store=redis", "--set", "redis.addrs=127.0.0.1:6379,127.0.0.1:6380")
+		"--set", "session.store=redis", "--set", "redis.mode=cluster", "--set", "redis.addrs=127.0.0.1:6379,127.0.0.1:6380")
 	if err != nil {
 		t.Fatalf("config check with --set: %v", err)
 	}
