@@ -43,6 +43,7 @@ type Memory struct {
 
 	locks map[ID]time.Time // TryLock: held until
 	once  onceMap          // PutOnce / TakeOnce
+	used  usedMap          // MarkUsed / UnmarkUsed
 
 	stop      chan struct{}
 	done      chan struct{}

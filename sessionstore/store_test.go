@@ -127,6 +127,8 @@ func diffSessions(got, want *Session) string {
 func testStore(t *testing.T, h harness) {
 	ctx := context.Background()
 
+	t.Run("a one-shot key is used once, until it expires", func(t *testing.T) { testOneShot(t, h) })
+
 	t.Run("a one-time value is taken once, by anyone, until it expires", func(t *testing.T) {
 		clock := newFakeClock()
 		s := h.newStore(t, clock.Now)
