@@ -52,14 +52,14 @@ type handoff struct {
 	Target  string `json:"rd"` // where B sends the browser afterwards (a path)
 }
 
-// otherHost reports whether host (lower case, no port) is a host other than
-// the sign-in host that the configuration lets Gatehouse send browsers to,
-// and so may be handed a session.
-func (s *Server) otherHost(host string) bool {
-	if host == "" || host == s.publicHost {
+// otherHost reports whether hostport (a Host header, or a URL's host) is a
+// host other than the sign-in host that the configuration lets Gatehouse
+// send browsers to, and so may be handed a session.
+func (s *Server) otherHost(hostport string) bool {
+	if h := hostOnly(hostport); h == "" || h == s.publicHost {
 		return false
 	}
-	_, err := s.cfg.Login.Redirects.Check(s.cfg.PublicURL.Scheme + "://" + host + "/")
+	_, err := s.cfg.Login.Redirects.Check(s.cfg.PublicURL.Scheme + "://" + strings.ToLower(hostport) + "/")
 	return err == nil
 }
 
@@ -105,8 +105,8 @@ func (s *Server) rdHost(rd string) string {
 	if err != nil {
 		return ""
 	}
-	if h := hostOnly(u.Host); s.otherHost(h) {
-		return h
+	if s.otherHost(u.Host) {
+		return hostOnly(u.Host)
 	}
 	return ""
 }

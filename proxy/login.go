@@ -84,7 +84,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 			s.log.Info("login: ignoring invalid rd", "request_id", requestID(r), "err", err)
 		}
 	}
-	if s.otherHost(hostOnly(r.Host)) {
+	if s.otherHost(r.Host) {
 		s.startElsewhere(w, r, rd)
 		return
 	}

@@ -118,7 +118,7 @@ func (s *Server) clearDeadCookie(w http.ResponseWriter, r *http.Request) {
 // URL as rd, validated exactly like a user-supplied rd (else dropped).
 func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, q *query) {
 	start := strings.TrimSuffix(s.cfg.PublicURL.String(), "/") + s.prefix + "/start"
-	if u, err := url.Parse(q.target); err == nil && s.otherHost(q.host) {
+	if u, err := url.Parse(q.target); err == nil && s.otherHost(q.hostport) {
 		// Another host signs in through its own /start (docs/multi-host.md).
 		start = u.Scheme + "://" + q.hostport + s.prefix + "/start"
 	}
