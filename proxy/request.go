@@ -20,6 +20,9 @@ type reqState struct {
 	decision      outcome
 	reason        string   // "" when no decision was made (Gatehouse's own endpoints)
 	fw            *forward // what Rewrite sets on the upstream request
+	// respHeader is the response's header, for a session cookie re-issued
+	// under the newest secret while the request is being judged.
+	respHeader http.Header
 }
 
 type reqStateKey struct{}

@@ -164,7 +164,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	reqID := newRequestID()
 	sw.Header().Set("X-Request-Id", reqID)
-	rs := &reqState{id: reqID, route: "none"}
+	rs := &reqState{id: reqID, route: "none", respHeader: sw.Header()}
 	rs.bearer, rs.bearerPresent = bearerToken(r.Header)
 	// Identity headers are removed before anything else looks at the
 	// request, whatever happens to it next; a client's bearer token too.

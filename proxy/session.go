@@ -17,7 +17,7 @@ var errNoSession = errors.New("no session")
 // session returns the request's session. Any other error than errNoSession
 // means the store could not answer (a 503, not a login).
 func (s *Server) session(r *http.Request) (*sessionstore.Session, sessionstore.Ticket, error) {
-	t, ok := s.ticket(r)
+	t, fresh, ok := s.decodeTicket(r)
 	if !ok {
 		return nil, t, errNoSession
 	}
@@ -30,6 +30,9 @@ func (s *Server) session(r *http.Request) (*sessionstore.Session, sessionstore.T
 	if sess.Expired(now, s.cfg.Session.IdleTimeout) {
 		s.storeDelete(ctx, t)
 		return nil, t, errNoSession
+	}
+	if fresh != "" {
+		s.reissue(r, fresh, sess, now)
 	}
 	s.maybeRefresh(t, sess)
 	if now.Sub(sess.LastSeen) >= s.touchEvery {
@@ -44,31 +47,72 @@ func (s *Server) session(r *http.Request) (*sessionstore.Session, sessionstore.T
 // ticket decodes the session cookie. Several cookies of the same name can
 // arrive (a sibling domain may have set one); the first that decodes wins.
 func (s *Server) ticket(r *http.Request) (sessionstore.Ticket, bool) {
+	t, _, ok := s.decodeTicket(r)
+	return t, ok
+}
+
+// decodeTicket is ticket that also returns, for a cookie sealed with an
+// older cookie secret than the newest, the same ticket sealed with the
+// newest ("" otherwise): the value to send back so the older secret can be
+// retired without signing anybody out.
+func (s *Server) decodeTicket(r *http.Request) (t sessionstore.Ticket, fresh string, ok bool) {
 	for _, c := range r.CookiesNamed(s.cookieName) {
-		if t, ok := s.tickets.get(c.Value, s.now()); ok {
-			return t, true
+		if e, ok := s.tickets.get(c.Value, s.now()); ok {
+			return e.t, e.fresh, true
 		}
-		if t, err := s.cfg.Cookie.Codec.DecodeTicket(s.cookieName, c.Value); err == nil {
-			s.tickets.put(c.Value, t, s.now())
-			return t, true
+		t, stale, err := s.cfg.Cookie.Codec.DecodeTicketStale(s.cookieName, c.Value)
+		if err != nil {
+			continue
 		}
+		if stale {
+			// Encoded once per cached value, not per request: a browser's
+			// parallel requests all carry the old cookie until the first
+			// answer lands.
+			if fresh, err = s.cfg.Cookie.Codec.EncodeTicket(s.cookieName, t); err != nil {
+				fresh = "" // keep the old cookie; it still decodes
+			}
+		}
+		s.tickets.put(c.Value, ticketEntry{t: t, fresh: fresh}, s.now())
+		return t, fresh, true
 	}
-	return sessionstore.Ticket{}, false
+	return sessionstore.Ticket{}, "", false
+}
+
+// reissue sets the session cookie to value, sealed with the newest secret,
+// on the response to r, expiring with the session rather than a full
+// lifetime from now.
+func (s *Server) reissue(r *http.Request, value string, sess *sessionstore.Session, now time.Time) {
+	rs := stateOf(r)
+	if rs.respHeader == nil {
+		return
+	}
+	c := s.sessionCookie(value)
+	if left := sess.ExpiresAt.Sub(now); !sess.ExpiresAt.IsZero() && left < s.cfg.Session.MaxLifetime {
+		c.MaxAge = max(int(left/time.Second), 1)
+	}
+	if v := c.String(); v != "" {
+		rs.respHeader.Add("Set-Cookie", v)
+		s.log.Debug("session cookie re-issued under the newest cookie secret", "request_id", rs.id)
+	}
 }
 
 // ticketCache remembers recently decoded cookie values, sparing the HMAC and
 // AES work on a browser's every request. Only values that decoded are kept,
 // for at most ticketCacheTTL: the cookie's own age limit can be exceeded by
 // that much at most, and the server-side session's lifetime still governs.
-// Bounded: when full it starts over.
+// Bounded: when full it starts over. A Server's cache lives as long as its
+// configuration: a reload with other cookie secrets starts a new one.
 type ticketCache struct {
 	mu sync.RWMutex
 	m  map[string]ticketEntry
 }
 
 type ticketEntry struct {
-	t   sessionstore.Ticket
-	exp time.Time
+	t sessionstore.Ticket
+	// fresh is t sealed with the newest secret when the cached value was
+	// sealed with an older one; "" when the value is current.
+	fresh string
+	exp   time.Time
 }
 
 const (
@@ -76,22 +120,23 @@ const (
 	ticketCacheMax = 20000
 )
 
-func (c *ticketCache) get(value string, now time.Time) (sessionstore.Ticket, bool) {
+func (c *ticketCache) get(value string, now time.Time) (ticketEntry, bool) {
 	c.mu.RLock()
 	e, ok := c.m[value]
 	c.mu.RUnlock()
 	if !ok || !now.Before(e.exp) {
-		return sessionstore.Ticket{}, false
+		return ticketEntry{}, false
 	}
-	return e.t, true
+	return e, true
 }
 
-func (c *ticketCache) put(value string, t sessionstore.Ticket, now time.Time) {
+func (c *ticketCache) put(value string, e ticketEntry, now time.Time) {
+	e.exp = now.Add(ticketCacheTTL)
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= ticketCacheMax {
 		c.m = make(map[string]ticketEntry)
 	}
-	c.m[value] = ticketEntry{t, now.Add(ticketCacheTTL)}
+	c.m[value] = e
 	c.mu.Unlock()
 }
 
