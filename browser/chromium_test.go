@@ -41,7 +41,7 @@ type docResponse struct {
 
 // newTab starts Debian's Chromium, headless with a new profile in a temporary
 // directory, and stops it when the test ends.
-func newTab(t *testing.T) *tab {
+func newTab(t *testing.T, extra ...chromedp.ExecAllocatorOption) *tab {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s is missing (%v); `make test` installs Debian's chromium (scripts/install-deps.sh)", chromiumPath, err)
@@ -66,6 +66,7 @@ func newTab(t *testing.T) *tab {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1100, 900),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
 	t.Cleanup(func() { cancelTab(); cancelAlloc() })
