@@ -20,11 +20,14 @@ import (
 )
 
 const (
-	release   = "edge"
-	namespace = "auth"
-	fullname  = "edge-gatehouse" // release + chart name
-	secretDir = "/run/secrets/gatehouse"
-	configDir = "/etc/gatehouse"
+	// kubeVersion is the cluster the renders are for: helm built from
+	// source assumes Kubernetes 1.20, older than the chart's kubeVersion.
+	kubeVersion = "1.32.0"
+	release     = "edge"
+	namespace   = "auth"
+	fullname    = "edge-gatehouse" // release + chart name
+	secretDir   = "/run/secrets/gatehouse"
+	configDir   = "/etc/gatehouse"
 )
 
 func chartDir(t testing.TB) string { return filepath.Join(repoRoot(t), "helm", "gatehouse") }
@@ -87,6 +90,23 @@ func (r rendered) one(t testing.TB, kind string, v any) object {
 	return all[0]
 }
 
+// named decodes the manifest of kind and name into v.
+func (r rendered) named(t testing.TB, kind, name string, v any) object {
+	t.Helper()
+	for _, o := range r.find(kind) {
+		if o.Metadata.Name == name {
+			if v != nil {
+				if err := yaml.Unmarshal([]byte(o.raw), v); err != nil {
+					t.Fatalf("decoding the %s %s: %v", kind, name, err)
+				}
+			}
+			return o
+		}
+	}
+	t.Fatalf("no %s named %s rendered", kind, name)
+	return object{}
+}
+
 // The parts of the Kubernetes objects the tests look at.
 type (
 	deployment struct {
@@ -111,8 +131,9 @@ type (
 		} `yaml:"spec"`
 	}
 	podSpec struct {
-		AutomountServiceAccountToken *bool `yaml:"automountServiceAccountToken"`
-		SecurityContext              struct {
+		AutomountServiceAccountToken  *bool `yaml:"automountServiceAccountToken"`
+		TerminationGracePeriodSeconds *int  `yaml:"terminationGracePeriodSeconds"`
+		SecurityContext               struct {
 			RunAsNonRoot   *bool  `yaml:"runAsNonRoot"`
 			RunAsUser      *int64 `yaml:"runAsUser"`
 			FSGroup        *int64 `yaml:"fsGroup"`
@@ -148,7 +169,15 @@ type (
 		} `yaml:"ports"`
 		LivenessProbe  *probe `yaml:"livenessProbe"`
 		ReadinessProbe *probe `yaml:"readinessProbe"`
-		Resources      struct {
+		StartupProbe   *probe `yaml:"startupProbe"`
+		Lifecycle      struct {
+			PreStop *struct {
+				Sleep *struct {
+					Seconds int `yaml:"seconds"`
+				} `yaml:"sleep"`
+			} `yaml:"preStop"`
+		} `yaml:"lifecycle"`
+		Resources struct {
 			Requests map[string]string `yaml:"requests"`
 			Limits   map[string]string `yaml:"limits"`
 		} `yaml:"resources"`
@@ -172,6 +201,9 @@ type (
 			Path string `yaml:"path"`
 			Port any    `yaml:"port"`
 		} `yaml:"httpGet"`
+		FailureThreshold int `yaml:"failureThreshold"`
+		// Enabled must never reach Kubernetes: it is the chart's switch.
+		Enabled *bool `yaml:"enabled"`
 	}
 	service struct {
 		Spec struct {
@@ -299,7 +331,7 @@ func valuesArgs(files []string) []string {
 // template runs helm template with the values files and extra arguments.
 func template(t testing.TB, files []string, extra ...string) (rendered, error) {
 	t.Helper()
-	args := append([]string{"template", release, chartDir(t), "--namespace", namespace}, valuesArgs(files)...)
+	args := append([]string{"template", release, chartDir(t), "--namespace", namespace, "--kube-version", kubeVersion}, valuesArgs(files)...)
 	out, _, err := runHelm(t, append(args, extra...)...)
 	if err != nil {
 		return nil, err
@@ -333,7 +365,7 @@ func TestChartLint(t *testing.T) {
 		"ha":      {haValues(t)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			args := append([]string{"lint", "--strict", chartDir(t), "--namespace", namespace}, valuesArgs(files)...)
+			args := append([]string{"lint", "--strict", chartDir(t), "--namespace", namespace, "--kube-version", kubeVersion}, valuesArgs(files)...)
 			out, stderr, err := runHelm(t, args...)
 			switch {
 			case err != nil:
@@ -440,6 +472,9 @@ func checkRender(t *testing.T, c renderCase) gatehouseConfig {
 			if got := p.probe.HTTPGet.Port; got != "metrics" {
 				t.Errorf("%s probe port %v; want metrics", p.name, got)
 			}
+			if p.probe.Enabled != nil {
+				t.Errorf("%s probe has the chart's switch 'enabled' in it; Kubernetes rejects unknown fields", p.name)
+			}
 		}
 		var svc service
 		c.r.one(t, "Service", &svc)
@@ -453,7 +488,7 @@ func checkRender(t *testing.T, c renderCase) gatehouseConfig {
 	})
 
 	var cm configMap
-	c.r.one(t, "ConfigMap", &cm)
+	c.r.named(t, "ConfigMap", fullname, &cm)
 	text, ok := cm.Data["config.yaml"]
 	if !ok {
 		t.Fatalf("ConfigMap keys %v; want config.yaml", slices.Collect(maps.Keys(cm.Data)))
@@ -883,6 +918,14 @@ func TestChartRefuses(t *testing.T) {
 			"idle_timout"},
 		{"ingress without hosts", []string{min, secrets}, []string{"--set", "ingress.enabled=true"},
 			"ingress.hosts: required"},
+		// Gatehouse serves its endpoints under /oauth2 only; a path value
+		// that moved the Ingress elsewhere would route to nothing.
+		{"ingress path", []string{min, secrets}, []string{"--set", "ingress.path=/auth"}, "path"},
+		{"HTTPRoute without a Gateway", []string{min, secrets}, []string{"--set", "httpRoute.enabled=true"},
+			"httpRoute.parentRefs: required"},
+		{"grace period shorter than the drain", []string{min, secrets}, []string{"--set", "terminationGracePeriodSeconds=20"},
+			"terminationGracePeriodSeconds: 20, but the preStop pause (lifecycle.preStop.sleep.seconds: 5) plus config.server.shutdown_timeout (25s) is 30"},
+		{"unknown probe setting", []string{min, secrets}, []string{"--set", "startupProbe.path=/x"}, "path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -917,7 +960,7 @@ func renderNotes(t *testing.T, files []string) string {
 	if err := os.WriteFile(filepath.Join(dir, "templates", "notes-under-test.yaml"), []byte(tmpl), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"template", release, dir, "--namespace", namespace}, valuesArgs(files)...)
+	args := append([]string{"template", release, dir, "--namespace", namespace, "--kube-version", kubeVersion}, valuesArgs(files)...)
 	out, _, err := runHelm(t, args...)
 	if err != nil {
 		t.Fatal(err)
@@ -981,6 +1024,9 @@ func TestChartSchemaCoversConfig(t *testing.T) {
 	for _, k := range []string{
 		"oidc.client_secret", "oidc.client_secret_file", "cookie.secrets", "cookie.secrets_file",
 		"redis.password", "redis.password_file", "token.signing_key_files",
+		// A secret: kept out of the ConfigMap; sentinel_password_file
+		// names a file mounted with extraVolumes instead.
+		"redis.sentinel_password",
 	} {
 		if !want[k] {
 			t.Errorf("config has no key %s; the chart sets it", k)
@@ -1068,5 +1114,272 @@ func TestChartIngressHidesAuthEndpoint(t *testing.T) {
 	}
 	if !slices.Contains(paths, "/oauth2/callback") || !slices.Contains(paths, "/oauth2/start") {
 		t.Errorf("ingress paths %v lack /oauth2/start or /oauth2/callback", paths)
+	}
+}
+
+// TestChartKubeVersion: the chart declares the Kubernetes it needs (the
+// preStop sleep action is 1.30's), and helm refuses an older cluster.
+func TestChartKubeVersion(t *testing.T) {
+	var chart struct {
+		KubeVersion string `yaml:"kubeVersion"`
+	}
+	raw, err := os.ReadFile(filepath.Join(chartDir(t), "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &chart); err != nil {
+		t.Fatal(err)
+	}
+	if chart.KubeVersion != ">=1.30.0-0" {
+		t.Errorf("Chart.yaml kubeVersion %q; want >=1.30.0-0", chart.KubeVersion)
+	}
+	files := []string{minimalValues(t), newSecrets(t, 1, false).valuesFile(t)}
+	args := append([]string{"template", release, chartDir(t), "--namespace", namespace}, valuesArgs(files)...)
+	if _, _, err := runHelm(t, append(args, "--kube-version", "1.29.9")...); err == nil || !strings.Contains(err.Error(), "kubeVersion") {
+		t.Errorf("rendering for Kubernetes 1.29: %v; want a kubeVersion error", err)
+	}
+	if _, _, err := runHelm(t, append(args, "--kube-version", "1.30.0")...); err != nil {
+		t.Errorf("rendering for Kubernetes 1.30: %v", err)
+	}
+}
+
+// TestChartProbeSwitches: each probe can be turned off and the startup probe
+// on, and the switch itself never reaches the pod spec.
+func TestChartProbeSwitches(t *testing.T) {
+	files := []string{minimalValues(t), newSecrets(t, 1, false).valuesFile(t)}
+	tests := []struct {
+		name                     string
+		args                     []string
+		liveness, ready, startup bool
+	}{
+		{"defaults", nil, true, true, false},
+		{"no liveness", []string{"--set", "livenessProbe.enabled=false"}, false, true, false},
+		{"no readiness", []string{"--set", "readinessProbe.enabled=false"}, true, false, false},
+		{"startup", []string{"--set", "startupProbe.enabled=true"}, true, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var dep deployment
+			mustTemplate(t, files, tt.args...).one(t, "Deployment", &dep)
+			ctr := dep.Spec.Template.Spec.Containers[0]
+			for _, p := range []struct {
+				name  string
+				probe *probe
+				want  bool
+				path  string
+			}{
+				{"liveness", ctr.LivenessProbe, tt.liveness, "/healthz"},
+				{"readiness", ctr.ReadinessProbe, tt.ready, "/readyz"},
+				{"startup", ctr.StartupProbe, tt.startup, "/healthz"},
+			} {
+				switch {
+				case (p.probe != nil) != p.want:
+					t.Errorf("%s probe present = %v; want %v", p.name, p.probe != nil, p.want)
+				case p.probe == nil:
+				case p.probe.Enabled != nil:
+					t.Errorf("%s probe carries the chart's switch 'enabled'", p.name)
+				case p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Port != "metrics":
+					t.Errorf("%s probe %+v; want httpGet %s on port metrics", p.name, p.probe.HTTPGet, p.path)
+				}
+			}
+			if tt.startup && ctr.StartupProbe != nil && ctr.StartupProbe.FailureThreshold != 30 {
+				t.Errorf("startup probe failureThreshold %d; want the value's 30", ctr.StartupProbe.FailureThreshold)
+			}
+		})
+	}
+}
+
+// TestChartPreStopPause: by default a pod pauses 5s in preStop (the kubelet's
+// sleep action: the image has no shell) before SIGTERM, and its grace period
+// covers the pause plus Gatehouse's drain; docs/operations.md explains why.
+func TestChartPreStopPause(t *testing.T) {
+	files := []string{minimalValues(t), newSecrets(t, 1, false).valuesFile(t)}
+	var dep deployment
+	mustTemplate(t, files).one(t, "Deployment", &dep)
+	pod := dep.Spec.Template.Spec
+	pre := pod.Containers[0].Lifecycle.PreStop
+	if pre == nil || pre.Sleep == nil || pre.Sleep.Seconds != 5 {
+		t.Errorf("preStop %+v; want sleep 5 seconds", pre)
+	}
+	if g := pod.TerminationGracePeriodSeconds; g == nil || *g < 5+25 {
+		t.Errorf("terminationGracePeriodSeconds %v; want at least the pause (5) plus server.shutdown_timeout (25)", g)
+	}
+
+	// The pause can go; then the check counts only the drain.
+	dep = deployment{}
+	mustTemplate(t, files, "--set", "lifecycle.preStop=null", "--set", "terminationGracePeriodSeconds=26").one(t, "Deployment", &dep)
+	if pre := dep.Spec.Template.Spec.Containers[0].Lifecycle.PreStop; pre != nil {
+		t.Errorf("preStop %+v after lifecycle.preStop=null; want none", pre)
+	}
+	// A longer drain needs a longer grace period.
+	if _, err := template(t, files, "--set", "config.server.shutdown_timeout=1m"); err == nil || !strings.Contains(err.Error(), "terminationGracePeriodSeconds: 35") {
+		t.Errorf("shutdown_timeout 1m with a 35s grace period: %v; want refused", err)
+	}
+	if _, err := template(t, files, "--set", "config.server.shutdown_timeout=1m", "--set", "terminationGracePeriodSeconds=70"); err != nil {
+		t.Errorf("shutdown_timeout 1m with a 70s grace period: %v", err)
+	}
+}
+
+// TestChartExtraObjects: extraObjects are rendered as given, maps and
+// strings alike, through tpl.
+func TestChartExtraObjects(t *testing.T) {
+	extra := filepath.Join(t.TempDir(), "extra.yaml")
+	if err := os.WriteFile(extra, []byte(`extraObjects:
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: '{{ include "gatehouse.fullname" . }}-extra'
+      namespace: '{{ .Release.Namespace }}'
+    data:
+      k: v
+  - |
+    apiVersion: cert-manager.io/v1
+    kind: Certificate
+    metadata:
+      name: app-tls
+      namespace: {{ .Release.Namespace }}
+    spec:
+      secretName: app-tls
+      dnsNames: [app.example.com]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{minimalValues(t), newSecrets(t, 1, false).valuesFile(t), extra}
+	r := mustTemplate(t, files)
+	var cm configMap
+	r.named(t, "ConfigMap", fullname+"-extra", &cm)
+	if cm.Data["k"] != "v" {
+		t.Errorf("extra ConfigMap data %v; want k: v", cm.Data)
+	}
+	cert := r.one(t, "Certificate", nil)
+	if cert.Metadata.Namespace != namespace || cert.Metadata.Name != "app-tls" {
+		t.Errorf("Certificate %s/%s; want %s/app-tls", cert.Metadata.Namespace, cert.Metadata.Name, namespace)
+	}
+	if n := len(mustTemplate(t, files[:2]).find("Certificate")); n != 0 {
+		t.Errorf("%d Certificates without extraObjects; want none", n)
+	}
+}
+
+// TestChartServiceMonitorRelabelings: relabelings and metricRelabelings
+// reach the ServiceMonitor's endpoint.
+func TestChartServiceMonitorRelabelings(t *testing.T) {
+	values := filepath.Join(t.TempDir(), "sm.yaml")
+	if err := os.WriteFile(values, []byte(`serviceMonitor:
+  enabled: true
+  relabelings:
+    - targetLabel: cluster
+      replacement: prod-eu
+  metricRelabelings:
+    - sourceLabels: [__name__]
+      regex: go_gc_.*
+      action: drop
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var sm struct {
+		Spec struct {
+			Endpoints []struct {
+				Port        string           `yaml:"port"`
+				Relabelings []map[string]any `yaml:"relabelings"`
+				Metric      []map[string]any `yaml:"metricRelabelings"`
+			} `yaml:"endpoints"`
+		} `yaml:"spec"`
+	}
+	mustTemplate(t, []string{minimalValues(t), newSecrets(t, 1, false).valuesFile(t), values}).one(t, "ServiceMonitor", &sm)
+	if len(sm.Spec.Endpoints) != 1 {
+		t.Fatalf("ServiceMonitor endpoints %+v; want one", sm.Spec.Endpoints)
+	}
+	ep := sm.Spec.Endpoints[0]
+	if len(ep.Relabelings) != 1 || ep.Relabelings[0]["targetLabel"] != "cluster" || ep.Relabelings[0]["replacement"] != "prod-eu" {
+		t.Errorf("relabelings %v; want the cluster label", ep.Relabelings)
+	}
+	if len(ep.Metric) != 1 || ep.Metric[0]["action"] != "drop" || ep.Metric[0]["regex"] != "go_gc_.*" {
+		t.Errorf("metricRelabelings %v; want the drop rule", ep.Metric)
+	}
+}
+
+// TestChartHTTPRoute: the Gateway API route sends exactly the Ingress's
+// browser endpoints to Gatehouse, each matched exactly, never /oauth2/auth.
+func TestChartHTTPRoute(t *testing.T) {
+	values := filepath.Join(t.TempDir(), "route.yaml")
+	if err := os.WriteFile(values, []byte(`httpRoute:
+  enabled: true
+  parentRefs:
+    - name: public
+      namespace: gateway-system
+      sectionName: https
+  hostnames: [app.example.com]
+ingress:
+  enabled: true
+  hosts: [app.example.com]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mustTemplate(t, []string{haValues(t), values})
+	var route struct {
+		APIVersion string `yaml:"apiVersion"`
+		Spec       struct {
+			ParentRefs []map[string]string `yaml:"parentRefs"`
+			Hostnames  []string            `yaml:"hostnames"`
+			Rules      []struct {
+				Matches []struct {
+					Path struct {
+						Type  string `yaml:"type"`
+						Value string `yaml:"value"`
+					} `yaml:"path"`
+				} `yaml:"matches"`
+				BackendRefs []struct {
+					Name string `yaml:"name"`
+					Port int    `yaml:"port"`
+				} `yaml:"backendRefs"`
+			} `yaml:"rules"`
+		} `yaml:"spec"`
+	}
+	r.one(t, "HTTPRoute", &route)
+	if route.APIVersion != "gateway.networking.k8s.io/v1" {
+		t.Errorf("HTTPRoute apiVersion %s; want gateway.networking.k8s.io/v1", route.APIVersion)
+	}
+	if len(route.Spec.ParentRefs) != 1 || route.Spec.ParentRefs[0]["name"] != "public" || route.Spec.ParentRefs[0]["sectionName"] != "https" {
+		t.Errorf("parentRefs %v; want the values'", route.Spec.ParentRefs)
+	}
+	if !slices.Equal(route.Spec.Hostnames, []string{"app.example.com"}) {
+		t.Errorf("hostnames %v; want [app.example.com]", route.Spec.Hostnames)
+	}
+	var paths []string
+	for _, rule := range route.Spec.Rules {
+		if len(rule.BackendRefs) != 1 || rule.BackendRefs[0].Name != fullname || rule.BackendRefs[0].Port != 4180 {
+			t.Errorf("rule backends %+v; want %s:4180", rule.BackendRefs, fullname)
+		}
+		for _, m := range rule.Matches {
+			if m.Path.Type != "Exact" || m.Path.Value == "/oauth2/auth" || !strings.HasPrefix(m.Path.Value, "/oauth2/") {
+				t.Errorf("HTTPRoute matches %s (%s); want only Exact browser endpoints", m.Path.Value, m.Path.Type)
+			}
+			paths = append(paths, m.Path.Value)
+		}
+	}
+	var ing struct {
+		Spec struct {
+			Rules []struct {
+				HTTP struct {
+					Paths []struct {
+						Path string `yaml:"path"`
+					} `yaml:"paths"`
+				} `yaml:"http"`
+			} `yaml:"rules"`
+		} `yaml:"spec"`
+	}
+	r.one(t, "Ingress", &ing)
+	var ingPaths []string
+	for _, p := range ing.Spec.Rules[0].HTTP.Paths {
+		ingPaths = append(ingPaths, p.Path)
+	}
+	if !slices.Equal(paths, ingPaths) {
+		t.Errorf("HTTPRoute paths %v; want the Ingress's %v", paths, ingPaths)
+	}
+	if !slices.Contains(paths, "/oauth2/start") || !slices.Contains(paths, "/oauth2/callback") {
+		t.Errorf("HTTPRoute paths %v lack /oauth2/start or /oauth2/callback", paths)
+	}
+	if n := len(mustTemplate(t, []string{haValues(t)}).find("HTTPRoute")); n != 0 {
+		t.Errorf("%d HTTPRoutes by default; want none", n)
 	}
 }

@@ -171,6 +171,17 @@ them includes it, so the message is the same whichever renders first.
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
 {{- $p = append $p "ingress.hosts: required with ingress.enabled: the hosts whose /oauth2 paths Gatehouse serves" -}}
 {{- end -}}
+{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
+{{- $p = append $p "httpRoute.parentRefs: required with httpRoute.enabled: the Gateway (and listener) that serves your application's hosts" -}}
+{{- end -}}
+
+{{- /* SIGTERM comes after the preStop pause; the kubelet kills the pod at
+       the end of the grace period, draining or not. */ -}}
+{{- $shutdown := include "gatehouse.durationSeconds" (dig "server" "shutdown_timeout" "25s" $user) | int -}}
+{{- $pause := dig "preStop" "sleep" "seconds" 0 (.Values.lifecycle | default dict) | int -}}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (add $shutdown $pause) -}}
+{{- $p = append $p (printf "terminationGracePeriodSeconds: %d, but the preStop pause (lifecycle.preStop.sleep.seconds: %d) plus config.server.shutdown_timeout (%ds) is %d: the kubelet would kill pods still draining requests. Raise it to at least %d" (int .Values.terminationGracePeriodSeconds) $pause $shutdown (add $shutdown $pause) (add $shutdown $pause 5)) -}}
+{{- end -}}
 
 {{- if $p -}}
 {{- fail (printf "\ngatehouse: these values cannot work:\n  %s" (join "\n  " $p)) -}}
@@ -200,6 +211,35 @@ mounted Secret.
 {{- end -}}
 {{- $defaults := dict "listen" "0.0.0.0:4180" "metrics_listen" "0.0.0.0:9180" -}}
 {{- toYaml (mustMergeOverwrite $defaults (deepCopy (.Values.config | default dict)) $managed) -}}
+{{- end -}}
+
+{{/*
+gatehouse.browserPaths: the endpoints a browser (or the provider) must reach
+on the application's hosts, as a JSON list; the Ingress and the HTTPRoute
+route exactly these. Never /oauth2/auth: it answers the ingress's
+subrequests, and its 202 carries a minted token that page scripts must not be
+able to fetch. Gatehouse serves them under the fixed prefix /oauth2.
+*/}}
+{{- define "gatehouse.browserPaths" -}}
+{{- $out := list -}}
+{{- range list "start" "callback" "sign_out" "userinfo" "jwks.json" "backchannel_logout" -}}
+{{- $out = append $out (printf "/oauth2/%s" .) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/*
+gatehouse.durationSeconds: a Go duration ("25s", "1m30s") as whole seconds,
+rounded up. values.schema.json has already checked its form.
+*/}}
+{{- define "gatehouse.durationSeconds" -}}
+{{- $units := dict "h" 3600.0 "m" 60.0 "s" 1.0 "ms" 0.001 "us" 0.000001 "µs" 0.000001 "ns" 0.000000001 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9.]+[a-zµ]+" (toString .) -1 -}}
+{{- $unit := regexFind "[a-zµ]+$" . -}}
+{{- $total = addf $total (mulf (float64 (trimSuffix $unit .)) (get $units $unit | default 0.0)) -}}
+{{- end -}}
+{{- ceil $total | int -}}
 {{- end -}}
 
 {{/* gatehouse.port: the port of a host:port listen address. */}}
