@@ -8,6 +8,9 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# promtool (Debian's prometheus package) checks and unit-tests the chart's
+# dashboard queries and alerts.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # scripts/build-hydra.sh builds Ory Hydra with CGO (SQLite for DSN=memory).
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # Debian's python3-* packages install for /usr/bin/python3, which is what the
@@ -29,6 +32,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The packaged services must not hold the ports or state the tests use.
-for svc in redis-server nginx caddy; do
+for svc in redis-server nginx caddy prometheus; do
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
