@@ -16,7 +16,7 @@
 # testdata/fuzz/<Target>/ and the output reports nothing else. A real
 # failure (a crasher, a failing seed, a hang, a build error) always fails.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-30s}
@@ -71,8 +71,8 @@ if [ ${#targets[@]} -eq 0 ] && [ $failed -eq 0 ]; then
   exit 1
 fi
 
-# corpus lists the failing inputs saved for a target, one path a line.
-corpus() { ls -1 "$1" 2>/dev/null | sort; }
+# corpus lists the inputs saved for a target, one file name a line.
+corpus() { find "$1" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | sort; }
 
 # deadline_only reports whether a failed run's output is exactly the
 # coordinator's end-of-budget "context deadline exceeded" for target: the
