@@ -5,6 +5,9 @@ set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# redis-cli builds the test Clusters (--cluster create); Sentinels run as
+# redis-server --sentinel, so no redis-sentinel package is needed.
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)

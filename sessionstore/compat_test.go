@@ -94,6 +94,7 @@ var scriptCalls = regexp.MustCompile(`redis\.call\('([A-Za-z]+)'`)
 // every login fail on Redis 6.)
 func TestRedisCommandsExistIn62(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
+	raw := rawClient(t, srv)
 	rec := &commandRecorder{}
 	testStore(t, harness{
 		newStore: func(t *testing.T, now func() time.Time) store {
@@ -102,6 +103,13 @@ func TestRedisCommandsExistIn62(t *testing.T) {
 			c := NewCached(r, CacheConfig{Now: now})
 			t.Cleanup(func() { c.Close() })
 			return c
+		},
+		ttl: func(t *testing.T, s store, tk Ticket) time.Duration {
+			ttl, err := raw.PTTL(context.Background(), s.(*Cached).store.key(storeHash(tk.ID))).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ttl
 		},
 	})
 	r := newRedisStore(t, srv, nil)

@@ -225,7 +225,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 			// FailoverOptions has no MaintNotificationsConfig: go-redis does not probe for them in sentinel mode.
 		})
 	case ModeCluster:
-		r.client = redis.NewClusterClient(&redis.ClusterOptions{
+		cc := redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs:                    cfg.Addrs,
 			Username:                 cfg.Username,
 			Password:                 cfg.Password,
@@ -238,7 +238,16 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 			MaintNotificationsConfig: maint,
 			// CLIENT SETINFO is Redis 7.2: on older servers it only costs a failing round trip per connection.
 			DisableIdentity: true,
+			// The slot map is refreshed this often while commands flow (default 60s): it is also how the
+			// invalidation subscription finds the new master after a failover, since nothing else tells it.
+			ClusterStateReloadInterval: 5 * time.Second,
 		})
+		// go-redis reloads the slot map on MOVED, or once a minute: a master
+		// that died leaves commands failing on its address until then, while
+		// its replica has long taken over. A connection failure asks for a
+		// reload at once (deduplicated, in the background).
+		cc.AddHook(clusterReloadHook{cc})
+		r.client = cc
 	default:
 		r.client = redis.NewClient(&redis.Options{
 			Addr:      cfg.Addrs[0],
@@ -433,6 +442,37 @@ func (r *Redis) Close() error {
 		return fmt.Errorf("sessionstore: redis close: %w", err)
 	}
 	return nil
+}
+
+// clusterReloadHook reloads a Cluster's slot map when a command fails for a
+// reason other than Redis's answer: the node it went to is gone.
+type clusterReloadHook struct{ c *redis.ClusterClient }
+
+func (h clusterReloadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h clusterReloadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(err)
+		return err
+	}
+}
+
+func (h clusterReloadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, c := range cmds {
+			h.check(c.Err())
+		}
+		return err
+	}
+}
+
+func (h clusterReloadHook) check(err error) {
+	var answer redis.Error // an error Redis answered with (redis.Nil included)
+	if err != nil && !errors.As(err, &answer) && !errors.Is(err, context.Canceled) {
+		h.c.ReloadState(context.Background())
+	}
 }
 
 // storeHash is the hex SHA-256 of the id under a label of its own, so store keys reveal neither the id nor the SID.

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -40,11 +41,19 @@ import (
 const binary = "redis-server"
 
 const (
-	// startAttempts bounds how often Start picks a new port when another process
-	// took the one it chose between probing and redis-server binding it.
-	startAttempts = 5
+	// startAttempts bounds how often Start picks another port when the one it
+	// chose turned out to be taken.
+	startAttempts = 20
 	// readyTimeout is how long a freshly started server may take to answer PING.
 	readyTimeout = 15 * time.Second
+
+	// Ports are drawn at random from [portLow, portHigh): below the kernel's
+	// ephemeral range (32768 and up on Linux), so no outgoing connection holds
+	// one by chance, and low enough that a Cluster node's bus port (port +
+	// 10000) stays below it too. A port someone else holds makes redis-server
+	// fail to bind, loudly, and Start draws another.
+	portLow  = 12000
+	portHigh = 22000
 )
 
 // Options selects how the server is started. The zero value starts a plain-text
@@ -71,6 +80,13 @@ type Server struct {
 	dir     string
 	port    int
 	tlsArgs []string
+	// args are extra redis-server arguments (replication, cluster mode).
+	args []string
+	// sentinelConf, if set, makes this a Sentinel: the configuration file's
+	// text, written before the first start (Sentinel rewrites it as it learns).
+	sentinelConf string
+	// authUser authenticates readiness checks when not the default user.
+	authUser string
 
 	mu   sync.Mutex
 	proc *process
@@ -88,6 +104,14 @@ type process struct {
 // does not come up.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	s := newServer(t, opts)
+	s.run(t)
+	return s
+}
+
+// newServer prepares a server (its directory, its TLS files) without starting it.
+func newServer(t testing.TB, opts Options) *Server {
+	t.Helper()
 	if _, err := exec.LookPath(binary); err != nil {
 		t.Fatalf("testredis: %s not found on PATH (%v): run `make test`, which installs redis-server", binary, err)
 	}
@@ -100,24 +124,24 @@ func Start(t testing.TB, opts Options) *Server {
 		s.TLSConfig, s.tlsArgs = cfg, args
 	}
 	t.Cleanup(s.Stop)
+	return s
+}
 
+// run starts s on a random port, drawing another while the port is taken.
+func (s *Server) run(t testing.TB) {
+	t.Helper()
 	var lastErr error
 	for range startAttempts {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("testredis: finding a free port: %v", err)
-		}
-		s.port = port
-		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		s.port = portLow + mrand.IntN(portHigh-portLow)
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 		if lastErr = s.start(); lastErr == nil {
-			return s
+			return
 		}
 		if !errors.Is(lastErr, errAddrInUse) {
 			break
 		}
 	}
 	t.Fatalf("testredis: starting %s: %v", binary, lastErr)
-	return nil
 }
 
 // Stop kills the server, as an outage would. It is safe to call more than once
@@ -165,23 +189,36 @@ func (s *Server) start() error {
 	s.stopLocked()
 
 	port := strconv.Itoa(s.port)
-	args := []string{
+	var args []string
+	if s.sentinelConf != "" {
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(conf, []byte(s.sentinelConf), 0o600); err != nil {
+				return err
+			}
+		}
+		args = append(args, conf, "--sentinel")
+	}
+	args = append(args,
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
 		"--save", "",
 		"--appendonly", "no",
 		"--daemonize", "no",
 		"--loglevel", "notice",
-	}
+		// A replica's first sync starts at once instead of after 5s.
+		"--repl-diskless-sync-delay", "0",
+	)
 	if s.opts.TLS {
 		args = append(args, "--port", "0", "--tls-port", port)
 		args = append(args, s.tlsArgs...)
 	} else {
 		args = append(args, "--port", port)
 	}
-	if s.opts.Password != "" {
+	if s.opts.Password != "" && s.sentinelConf == "" {
 		args = append(args, "--requirepass", s.opts.Password)
 	}
+	args = append(args, s.args...)
 	logPath := filepath.Join(s.dir, "redis-"+port+".log")
 	args = append(args, "--logfile", logPath)
 
@@ -202,7 +239,7 @@ func (s *Server) start() error {
 		_ = cmd.Process.Kill()
 		<-p.exited
 		msg := strings.TrimSpace(out.String() + "\n" + tail(logPath))
-		if strings.Contains(msg, "Address already in use") {
+		if strings.Contains(msg, "Address already in use") || strings.Contains(msg, "Could not create server TCP listening socket") {
 			return fmt.Errorf("port %s: %w", port, errAddrInUse)
 		}
 		return fmt.Errorf("%w; server output:\n%s", err, msg)
@@ -215,6 +252,7 @@ func (s *Server) start() error {
 func (s *Server) waitReady(p *process) error {
 	client := redis.NewClient(&redis.Options{
 		Addr:                     s.Addr,
+		Username:                 s.authUser,
 		Password:                 s.Password,
 		TLSConfig:                s.TLSConfig,
 		DialTimeout:              time.Second,
@@ -242,17 +280,6 @@ func (s *Server) waitReady(p *process) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("no answer to PING within %v: %w", readyTimeout, err)
-}
-
-// freePort asks the kernel for a free port on 127.0.0.1. The port is released
-// before redis-server binds it, so Start retries if someone else wins the race.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // tail returns the last lines of the server's log file, for failure messages.
