@@ -16,6 +16,10 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # scripts/build-hydra.sh builds Ory Hydra with CGO (SQLite for DSN=memory).
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# proxy's path differential test runs a real Tomcat: an embedded Tomcat 10.1
+# started by the JDK's single-file source launcher (which needs javac).
+command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
+[ -f /usr/share/java/tomcat10-embed-core.jar ] || need+=(libtomcat10-embed-java)
 # Debian's python3-* packages install for /usr/bin/python3, which is what the
 # Django example and its tests run with.
 for mod in django:python3-django rest_framework:python3-djangorestframework jwt:python3-jwt cryptography:python3-cryptography; do
