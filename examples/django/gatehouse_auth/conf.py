@@ -1,4 +1,4 @@
-"""The GATEHOUSE_AUTH setting: defaults, validation and a system check.
+"""Settings: GATEHOUSE_AUTH and the admin groups, validated, with a system check.
 
     GATEHOUSE_AUTH = {
         # Required. Where Gatehouse publishes its keys; pinned here, never
@@ -25,7 +25,7 @@
     }
 """
 from dataclasses import dataclass
-from typing import Tuple
+from typing import FrozenSet, Tuple
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -130,17 +130,94 @@ def get_config():
 @receiver(setting_changed)
 def _reset(setting, **kwargs):
     # override_settings in tests, like DRF's own api_settings.reload.
-    global _config
+    global _config, _admin_groups
     if setting == "GATEHOUSE_AUTH":
         _config = None
         from . import jwks
 
         jwks.clear_clients()
+    elif setting in ADMIN_GROUP_SETTINGS:
+        _admin_groups = False
 
 
 def check_settings(app_configs, **kwargs):
-    """Django system check: every problem of GATEHOUSE_AUTH as an error."""
-    return [
+    """Django system check: every problem of GATEHOUSE_AUTH (E001), of the
+    admin group settings (E002) and of the middleware's place (E003)."""
+    errors = [
         checks.Error(msg, id="gatehouse_auth.E001")
         for msg in problems(getattr(settings, "GATEHOUSE_AUTH", None))
     ]
+    errors += [checks.Error(msg, id="gatehouse_auth.E002") for msg in admin_group_problems()]
+    errors += [checks.Error(msg, id="gatehouse_auth.E003") for msg in middleware_problems()]
+    return errors
+
+
+# The Django admin, by group. Two top-level settings, each a list of group
+# names from the token's groups claim:
+#
+#     GATEHOUSE_STAFF_GROUPS = ["developers"]     # may enter the admin
+#     GATEHOUSE_SUPERUSER_GROUPS = ["admins"]     # ... with every permission
+#
+# When either is set, every verified token sets its user's is_staff and
+# is_superuser: staff = in a staff or superuser group, superuser = in a
+# superuser group, and a user who left the group loses the flag on their
+# next request. When neither is set the flags are never touched.
+ADMIN_GROUP_SETTINGS = ("GATEHOUSE_STAFF_GROUPS", "GATEHOUSE_SUPERUSER_GROUPS")
+
+MIDDLEWARE_PATH = "gatehouse_auth.middleware.GatehouseUserMiddleware"
+AUTHENTICATION_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+@dataclass(frozen=True)
+class AdminGroups:
+    """GATEHOUSE_STAFF_GROUPS and GATEHOUSE_SUPERUSER_GROUPS, validated."""
+
+    staff: FrozenSet[str]
+    superuser: FrozenSet[str]
+
+
+def admin_group_problems():
+    """Lists what is wrong with the admin group settings, each naming its key."""
+    found = []
+    for key in ADMIN_GROUP_SETTINGS:
+        value = getattr(settings, key, None)
+        if value is None:
+            continue
+        if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+            found.append(f"{key} must be a list of group names, not {type(value).__name__}")
+        elif not all(isinstance(g, str) and g for g in value):
+            found.append(f"{key} must hold non-empty strings only")
+    return found
+
+
+_admin_groups = False  # False: not read yet; None: not managed
+
+
+def get_admin_groups():
+    """Returns the AdminGroups, or None when neither setting is set.
+
+    Raises ImproperlyConfigured when a setting is malformed.
+    """
+    global _admin_groups
+    if _admin_groups is False:
+        found = admin_group_problems()
+        if found:
+            raise ImproperlyConfigured("; ".join(found))
+        staff = getattr(settings, "GATEHOUSE_STAFF_GROUPS", None)
+        superuser = getattr(settings, "GATEHOUSE_SUPERUSER_GROUPS", None)
+        if staff is None and superuser is None:
+            _admin_groups = None
+        else:
+            _admin_groups = AdminGroups(staff=frozenset(staff or ()), superuser=frozenset(superuser or ()))
+    return _admin_groups
+
+
+def middleware_problems():
+    """GatehouseUserMiddleware must come after AuthenticationMiddleware,
+    which would otherwise replace the user it sets with the session's."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if MIDDLEWARE_PATH not in middleware or AUTHENTICATION_MIDDLEWARE not in middleware:
+        return []
+    if middleware.index(AUTHENTICATION_MIDDLEWARE) > middleware.index(MIDDLEWARE_PATH):
+        return [f"{MIDDLEWARE_PATH} must come after {AUTHENTICATION_MIDDLEWARE} in MIDDLEWARE"]
+    return []

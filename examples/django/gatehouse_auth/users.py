@@ -8,6 +8,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from . import conf
 from .models import Identity
 
 log = logging.getLogger("gatehouse_auth")
@@ -21,7 +22,9 @@ def sync_user(claims, sync_groups=True):
 
     The user is found by ``sub`` alone. Email and name follow the token on
     every request (written only when they changed); with sync_groups the
-    user's groups become exactly the token's ``groups``.
+    user's groups become exactly the token's ``groups``; with
+    GATEHOUSE_STAFF_GROUPS or GATEHOUSE_SUPERUSER_GROUPS set, is_staff and
+    is_superuser follow the token's groups too.
     """
     sub = claims["sub"]
     identity = Identity.objects.select_related("user").filter(sub=sub).first()
@@ -31,6 +34,7 @@ def sync_user(claims, sync_groups=True):
     _update_profile(user, claims)
     if sync_groups:
         _sync_groups(user, claims.get("groups", []))
+    _sync_admin_flags(user, claims.get("groups", []))
     return user
 
 
@@ -115,3 +119,25 @@ def _sync_groups(user, names):
         user.groups.add(*[Group.objects.get_or_create(name=n)[0] for n in sorted(wanted - current)])
     if current - wanted:
         user.groups.remove(*Group.objects.filter(name__in=current - wanted))
+
+
+def _sync_admin_flags(user, names):
+    groups = conf.get_admin_groups()
+    if groups is None:
+        # Neither setting: the flags are the project's, not the token's.
+        return
+    names = set(names)
+    superuser = bool(names & groups.superuser)
+    staff = superuser or bool(names & groups.staff)
+    changed = []
+    for field, want in (("is_staff", staff), ("is_superuser", superuser)):
+        if hasattr(user, field) and getattr(user, field) != want:
+            setattr(user, field, want)
+            changed.append(field)
+    if changed:
+        user.save(update_fields=changed)
+        log.info(
+            "gatehouse_auth: %r is now %s",
+            user.get_username(),
+            "superuser" if superuser else "staff" if staff else "neither staff nor superuser",
+        )

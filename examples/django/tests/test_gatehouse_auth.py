@@ -18,9 +18,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import TestCase, override_settings
 
-from . import conf
-from .models import Identity
-from .testing import AUDIENCE, ISSUER, OMIT, GatehouseTestMixin, JWKSServer, Minter, new_key, public_jwk
+from gatehouse_auth import conf
+from gatehouse_auth.models import Identity
+from gatehouse_auth.testing import AUDIENCE, ISSUER, OMIT, GatehouseTestMixin, JWKSServer, Minter, new_key, public_jwk
 
 User = get_user_model()
 WHOAMI = "/api/whoami"
