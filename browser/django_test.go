@@ -1,10 +1,13 @@
 package browser
 
 import (
+	"archive/zip"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/internal/e2etest"
 )
 
@@ -145,4 +151,223 @@ func startDjango(t testing.TB, gatehouseURL string) *django {
 // requests counts the request lines Django logged for method and path.
 func (d *django) requests(method, path string) int {
 	return strings.Count(d.d.Output(), fmt.Sprintf("\"%s %s HTTP/", method, path))
+}
+
+// kitScript uses gatehouse_auth as installed, in a project of its own: the
+// package's system checks pass, its migration applies, its middleware and
+// DRF class import. It prints where the package was imported from.
+const kitScript = `
+import json, sys
+import django
+from django.conf import settings
+settings.configure(
+    SECRET_KEY="wheel-test",
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "gatehouse_auth"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    MIDDLEWARE=[
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "gatehouse_auth.middleware.GatehouseUserMiddleware",
+    ],
+    GATEHOUSE_AUTH={"JWKS_URL": "https://app.example.com/oauth2/jwks.json",
+                    "ISSUER": "https://app.example.com", "AUDIENCE": "api"},
+    GATEHOUSE_SUPERUSER_GROUPS=["admins"],
+    DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+    USE_TZ=True,
+)
+django.setup()
+from django.core.management import call_command
+call_command("check", fail_level="ERROR")
+call_command("migrate", verbosity=0)
+import gatehouse_auth, gatehouse_auth.middleware, gatehouse_auth.authentication, gatehouse_auth.testing
+from gatehouse_auth.models import Identity
+print(json.dumps({"file": gatehouse_auth.__file__, "version": gatehouse_auth.__version__,
+                  "identities": Identity.objects.count()}))
+`
+
+// TestDjangoKitWheel builds gatehouse_auth into a wheel from
+// examples/django/pyproject.toml the way a machine without network would
+// (pip wheel --no-deps --no-build-isolation --no-index, with Debian's
+// setuptools and wheel), checks that it ships the package and nothing of
+// the example project, installs it into a fresh virtual environment and
+// uses it from there, outside the source tree.
+func TestDjangoKitWheel(t *testing.T) {
+	requireDjango(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, python, "-c", "import setuptools, wheel, pip, venv").CombinedOutput(); err != nil {
+		t.Fatalf("building the Django kit needs python3-pip, python3-setuptools and python3-wheel for %s: %v\n%s\n"+
+			"`make test` installs them (scripts/install-deps.sh)", python, err, out)
+	}
+	tmp := t.TempDir()
+	run := func(dir, name string, args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir, cmd.Env = dir, pythonEnv(nil)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+
+	// setuptools writes build/ and *.egg-info next to the sources: build a
+	// copy, so the test leaves the work tree as it found it.
+	src := filepath.Join(tmp, "src")
+	for _, name := range []string{"pyproject.toml", "PACKAGE.md", "gatehouse_auth"} {
+		copyTree(t, filepath.Join(djangoDir, name), filepath.Join(src, name))
+	}
+	dist := filepath.Join(tmp, "dist")
+	run(tmp, python, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", dist, src)
+	wheels, _ := filepath.Glob(filepath.Join(dist, "gatehouse_auth-*-py3-none-any.whl"))
+	if len(wheels) != 1 {
+		entries, _ := os.ReadDir(dist)
+		t.Fatalf("got wheels %v in %s (%v); want one gatehouse_auth-*-py3-none-any.whl", wheels, dist, entries)
+	}
+
+	zr, err := zip.OpenReader(wheels[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped := map[string]bool{}
+	for _, f := range zr.File {
+		shipped[f.Name] = true
+		if !strings.HasPrefix(f.Name, "gatehouse_auth/") && !strings.HasPrefix(f.Name, "gatehouse_auth-") {
+			t.Errorf("the wheel ships %s; want gatehouse_auth only (not the example project or its tests)", f.Name)
+		}
+		if strings.Contains(f.Name, "__pycache__") || strings.HasSuffix(f.Name, ".pyc") {
+			t.Errorf("the wheel ships bytecode: %s", f.Name)
+		}
+	}
+	zr.Close()
+	for _, want := range []string{
+		"gatehouse_auth/__init__.py", "gatehouse_auth/apps.py", "gatehouse_auth/authentication.py",
+		"gatehouse_auth/middleware.py", "gatehouse_auth/tokens.py", "gatehouse_auth/testing.py",
+		"gatehouse_auth/migrations/__init__.py", "gatehouse_auth/migrations/0001_initial.py",
+	} {
+		if !shipped[want] {
+			t.Errorf("the wheel lacks %s", want)
+		}
+	}
+
+	// A venv that sees Debian's Django, DRF and PyJWT but nothing of the
+	// source tree; its pip is the system's, so nothing is downloaded.
+	venv := filepath.Join(tmp, "venv")
+	run(tmp, python, "-m", "venv", "--system-site-packages", "--without-pip", venv)
+	vpy := filepath.Join(venv, "bin", "python")
+	run(tmp, vpy, "-m", "pip", "install", "--no-deps", "--no-index", wheels[0])
+	out := run(tmp, vpy, "-c", kitScript)
+
+	var got struct {
+		File       string `json:"file"`
+		Version    string `json:"version"`
+		Identities int    `json:"identities"`
+	}
+	if err := json.Unmarshal([]byte(lastLines(out, 1)), &got); err != nil {
+		t.Fatalf("the script's output is not its JSON line: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(got.File, venv+string(filepath.Separator)) {
+		t.Errorf("gatehouse_auth imported from %s; want the venv %s", got.File, venv)
+	}
+	initPy, err := os.ReadFile(filepath.Join(djangoDir, "gatehouse_auth", "__init__.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("__version__ = %q", got.Version); !strings.Contains(string(initPy), want) {
+		t.Errorf("installed version %q is not the source's (%s)", got.Version, "gatehouse_auth/__init__.py")
+	}
+	if got.Identities != 0 {
+		t.Errorf("a fresh database holds %d identities; want 0", got.Identities)
+	}
+}
+
+// copyTree copies a file or a directory, leaving out Python bytecode.
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Name() == "__pycache__" {
+			return filepath.SkipDir
+		}
+		rel, err := filepath.Rel(from, path)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(to, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		if strings.HasSuffix(path, ".pyc") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copying %s: %v", from, err)
+	}
+}
+
+// TestDjangoAdminThroughGatehouse signs in to the Django admin the way a
+// person does: Chromium opens /admin/ behind Gatehouse, signs in once at the
+// provider and lands in the admin as a superuser (alice, group admins)
+// without Django asking again. The admin's "Log out" ends Gatehouse's
+// session, after which /admin/ leads to the provider's login again: no Django
+// session outlived Gatehouse's. Bob (developers) then enters as staff with
+// no permissions.
+func TestDjangoAdminThroughGatehouse(t *testing.T) {
+	requireDjango(t)
+	ln := e2etest.Listen(t)
+	dj := startDjango(t, "http://"+ln.Addr().String())
+	e := e2etest.Start(t, e2etest.Options{
+		Listener: ln,
+		Routes: func(string) []config.Route {
+			return []config.Route{{Name: "django", PathPrefix: "/", Upstream: dj.URL, Audience: djangoAudience}}
+		},
+	})
+	b := newTab(t)
+	admin := e.URL + "/admin/"
+	loginForm := fmt.Sprintf(`location.href.startsWith(%q) && !!document.querySelector("input[name=password]")`, e.IDP.URL)
+	signIn := func(user, password string) {
+		t.Helper()
+		b.do("signing in as "+user,
+			chromedp.SendKeys(chromedp.CSS(`input[name=username]`), user),
+			chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
+			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		)
+	}
+	inAdmin := func(what, cond string) {
+		t.Helper()
+		b.waitUntil(what, fmt.Sprintf(`location.href === %q && !!document.getElementById("user-tools") && (%s)`, admin, cond))
+	}
+
+	b.do("opening the admin", chromedp.Navigate(admin))
+	b.waitUntil("the provider's login form", loginForm)
+	signIn("alice", "alice-pw")
+	// Superusers see the auth app; Django's own login form never shows.
+	inAdmin("the admin's index as a superuser", `!!document.querySelector('a[href="/admin/auth/user/"]')`)
+	b.do("opening the users list", chromedp.Navigate(e.URL+"/admin/auth/user/"))
+	b.waitUntil("alice in the users list",
+		`location.pathname === "/admin/auth/user/" && [...document.querySelectorAll("#result_list th a")].some(a => a.textContent === "alice")`)
+
+	// Django 3.2's "Log out" is a link, later versions' a form's button.
+	mustEval[bool](b, `document.querySelector('#logout-form button, #user-tools a[href="/admin/logout/"]').click(), true`)
+	b.waitUntil("the provider's login form after logging out", loginForm)
+	b.do("opening the admin again", chromedp.Navigate(admin))
+	b.waitUntil("the provider's login form, not the admin", loginForm)
+	if n := dj.requests("GET", "/admin/logout/"); n != 1 {
+		t.Errorf("Django logged %d GET /admin/logout/; want 1", n)
+	}
+
+	signIn("bob", "bob-pw")
+	inAdmin("the admin's index as staff without permissions",
+		`document.body.innerText.includes("permission to view or edit anything") && !document.querySelector('a[href="/admin/auth/user/"]')`)
 }
