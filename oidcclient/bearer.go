@@ -85,7 +85,7 @@ func (c *Client) VerifyAccessToken(ctx context.Context, raw string) (*Bearer, er
 	default:
 		return nil, fmt.Errorf("%w: not an access token (%s)", ErrInvalidToken, why)
 	}
-	b.Identity = IdentityFromClaims(cl.all, c.cfg.GroupsClaim)
+	b.Identity, _ = c.identity(cl.all)
 	b.Identity.Subject = cl.sub
 	for _, k := range []string{"client_id", "azp", "cid", "appid"} {
 		if b.ClientID = cl.string(k); b.ClientID != "" {

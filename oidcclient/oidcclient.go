@@ -48,7 +48,13 @@ type Config struct {
 	ClientSecret string
 	RedirectURL  string   // Gatehouse's callback URL
 	Scopes       []string // "openid" is added when missing
-	GroupsClaim  string   // default "groups"
+	// GroupsClaim is the claim path (see ClaimPath) of the user's groups;
+	// default "groups". GroupsClaims are more paths, merged with it
+	// without duplicates (Keycloak's realm and client roles, say). When
+	// none of them is in the ID token, the groups come from the userinfo
+	// endpoint, at login and at every refresh.
+	GroupsClaim  string
+	GroupsClaims []string
 	// AcceptedAudiences are the aud values a bearer access token from a
 	// native client may carry (api.accepted_audiences). Empty = only ID
 	// tokens of AcceptIDTokens, if any, are accepted as bearer tokens.
@@ -102,6 +108,8 @@ type Client struct {
 	log   *slog.Logger
 	state atomic.Pointer[discovered]
 	err   atomic.Pointer[error]
+	// groups are GroupsClaim and GroupsClaims, parsed.
+	groups []ClaimPath
 }
 
 // New returns a Client; call Discover (or Run) before use.
@@ -129,6 +137,7 @@ func New(cfg Config) *Client {
 		cfg.Scopes = append([]string{oidc.ScopeOpenID}, cfg.Scopes...)
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger}
+	c.groups = mustClaimPaths(append([]string{cfg.GroupsClaim}, cfg.GroupsClaims...))
 	c.setErr(ErrNotReady)
 	return c
 }
@@ -272,11 +281,14 @@ func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*R
 	if res.nonce != nonce || nonce == "" {
 		return nil, errors.New("oidcclient: ID token nonce does not match the login flow")
 	}
+	if !res.groupsFound {
+		c.groupsFromUserinfo(ctx, d, &res.Result, false)
+	}
 	return &res.Result, nil
 }
 
 // Refresh uses a refresh token. The provider may omit a new ID token; then
-// prev's identity is kept.
+// prev's identity is kept, but for groups the userinfo endpoint answers.
 func (c *Client) Refresh(ctx context.Context, refreshToken string, prev Identity) (*Result, error) {
 	d, err := c.ready()
 	if err != nil {
@@ -288,7 +300,9 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string, prev Identity
 		return nil, fmt.Errorf("oidcclient: refreshing: %w", err)
 	}
 	if _, ok := tok.Extra("id_token").(string); !ok {
-		return &Result{Identity: prev, AccessToken: tok.AccessToken, RefreshToken: keep(tok.RefreshToken, refreshToken), Expiry: tok.Expiry}, nil
+		r := &Result{Identity: prev, AccessToken: tok.AccessToken, RefreshToken: keep(tok.RefreshToken, refreshToken), Expiry: tok.Expiry}
+		c.groupsFromUserinfo(ctx, d, r, true)
+		return r, nil
 	}
 	res, err := c.verify(ctx, d, tok)
 	if err != nil {
@@ -296,6 +310,10 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string, prev Identity
 	}
 	if res.Identity.Subject != prev.Subject {
 		return nil, errors.New("oidcclient: refreshed ID token names another subject")
+	}
+	if !res.groupsFound {
+		res.Identity.Groups = prev.Groups
+		c.groupsFromUserinfo(ctx, d, &res.Result, false)
 	}
 	res.RefreshToken = keep(res.RefreshToken, refreshToken)
 	return &res.Result, nil
@@ -319,7 +337,8 @@ func (c *Client) EndSessionURL() string {
 
 type verified struct {
 	Result
-	nonce string
+	nonce       string
+	groupsFound bool // a group path was in the ID token
 }
 
 func (c *Client) verify(ctx context.Context, d *discovered, tok *oauth2.Token) (*verified, error) {
@@ -348,7 +367,7 @@ func (c *Client) verify(ctx context.Context, d *discovered, tok *oauth2.Token) (
 	if err := idt.Claims(&all); err != nil {
 		return nil, fmt.Errorf("oidcclient: decoding claims: %w", err)
 	}
-	id := IdentityFromClaims(all, c.cfg.GroupsClaim)
+	id, groupsFound := c.identity(all)
 	id.Subject = idt.Subject
 	return &verified{
 		Result: Result{
@@ -358,12 +377,14 @@ func (c *Client) verify(ctx context.Context, d *discovered, tok *oauth2.Token) (
 			RefreshToken: tok.RefreshToken,
 			Expiry:       tok.Expiry,
 		},
-		nonce: idt.Nonce,
+		nonce:       idt.Nonce,
+		groupsFound: groupsFound,
 	}, nil
 }
 
 // IdentityFromClaims reads the standard claims from a decoded JWT claim set.
-// The groups claim may be an array of strings or one string.
+// groupsClaim is a claim path (see ClaimPath); the value there may be an
+// array of strings or one string.
 func IdentityFromClaims(all map[string]any, groupsClaim string) Identity {
 	str := func(k string) string { s, _ := all[k].(string); return s }
 	id := Identity{
@@ -383,18 +404,7 @@ func IdentityFromClaims(all map[string]any, groupsClaim string) Identity {
 	if at, ok := all["auth_time"].(float64); ok && at > 0 {
 		id.AuthTime = time.Unix(int64(at), 0)
 	}
-	switch g := all[groupsClaim].(type) {
-	case []any:
-		for _, v := range g {
-			if s, ok := v.(string); ok && s != "" {
-				id.Groups = append(id.Groups, s)
-			}
-		}
-	case string:
-		if g != "" {
-			id.Groups = []string{g}
-		}
-	}
+	id.Groups, _ = groupsAt(all, mustClaimPaths([]string{groupsClaim}))
 	return id
 }
 
