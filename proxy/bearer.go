@@ -45,7 +45,9 @@ func (s *Server) bearerPrincipal(ctx context.Context, raw string) (*principal, e
 	if p := s.bearers.get(key, now); p != nil {
 		return p, nil
 	}
-	b, err := s.cfg.Login.Bearer.VerifyAccessToken(ctx, raw)
+	vctx, end := s.span(ctx, "provider.verify_access_token")
+	b, err := s.cfg.Login.Bearer.VerifyAccessToken(vctx, raw)
+	end(err)
 	if err != nil {
 		if errors.Is(err, oidcclient.ErrInvalidToken) {
 			s.log.Info("bearer token refused", "err", err)

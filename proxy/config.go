@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatehouse/gatehouse/oidcclient"
 	"github.com/gatehouse/gatehouse/redirect"
 	"github.com/gatehouse/gatehouse/sessionstore"
@@ -38,6 +40,9 @@ type Config struct {
 	Logger    *slog.Logger // nil = discard
 	AccessLog bool
 	Metrics   *Metrics // nil = no metrics
+	// Tracing records a span per request, with children for the session
+	// store, the provider and minting; nil = off, at no cost.
+	Tracing trace.TracerProvider
 	Now       func() time.Time
 }
 

@@ -35,7 +35,7 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 // only from a trusted proxy.
 func (s *Server) handleEnvoyAuth(w http.ResponseWriter, r *http.Request) {
 	q := &query{header: r.Header}
-	if !s.trustedPeer(r.RemoteAddr) {
+	if !stateOf(r).trusted {
 		q.problem = errUntrustedPeer
 	} else {
 		raw := strings.TrimPrefix(r.URL.EscapedPath(), s.prefix+"/auth")
@@ -82,7 +82,7 @@ var originalHeaders = [...]string{"X-Original-Url", "X-Original-Method", "X-Forw
 func (s *Server) original(r *http.Request) *query {
 	h := r.Header
 	q := &query{header: h}
-	if !s.trustedPeer(r.RemoteAddr) {
+	if !stateOf(r).trusted {
 		for _, k := range originalHeaders {
 			if _, ok := h[k]; ok {
 				q.problem = errUntrustedPeer

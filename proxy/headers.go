@@ -54,6 +54,8 @@ var (
 	forwardingPrefixes = []string{"x-forwarded-"}
 	forwardingNames    = map[string]bool{
 		"forwarded": true, "x-real-ip": true, "x-client-ip": true, "true-client-ip": true,
+		// W3C trace context: a stranger must not join or steer our traces.
+		"traceparent": true, "tracestate": true, "baggage": true,
 	}
 )
 

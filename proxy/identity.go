@@ -66,7 +66,9 @@ func (s *Server) identify(r *http.Request, rt *Route, p *principal) (*forward, e
 	}
 	// Cached per principal and route: routes differ in group filters and
 	// claim mappings even when they share an audience.
-	tok, err := s.cfg.Token.Minter.Mint(r.Context(), p.cacheKey+"\x00"+rt.Name, rt.Audience, id)
+	ctx, end := s.span(r.Context(), "token.mint")
+	tok, err := s.cfg.Token.Minter.Mint(ctx, p.cacheKey+"\x00"+rt.Name, rt.Audience, id)
+	end(err)
 	if err != nil {
 		return nil, err
 	}

@@ -227,7 +227,9 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.page(w, http.StatusBadRequest, "Sign-in failed", "The identity provider's answer had no code.", s.prefix+"/start")
 		return
 	}
-	res, err := s.cfg.Login.Client.Exchange(r.Context(), code, f.Verifier, f.Nonce)
+	ctx, end := s.span(r.Context(), "provider.exchange")
+	res, err := s.cfg.Login.Client.Exchange(ctx, code, f.Verifier, f.Nonce)
+	end(err)
 	if err != nil {
 		s.cfg.Metrics.login("exchange_failed")
 		s.log.Warn("login: code exchange failed", "request_id", requestID(r), "err", err)

@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"net/http"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Metrics are the proxy's Prometheus series. A nil *Metrics records nothing.
 type Metrics struct {
 	requests *prometheus.CounterVec
+	inflight prometheus.Gauge
 	duration *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
 	store    *prometheus.HistogramVec
@@ -21,8 +24,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_http_requests_total",
-			Help: "Requests handled, by route (or Gatehouse endpoint) and status code.",
-		}, []string{"route", "code"}),
+			Help: "Requests handled, by route (or Gatehouse endpoint), method and status code.",
+		}, []string{"route", "method", "code"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_http_requests_in_flight",
+			Help: "Requests being handled now.",
+		}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_http_request_duration_seconds",
 			Help:    "Time to the end of the response, by route.",
@@ -54,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "gatehouse_sessions_revoked_total",
 		Help: "Sessions ended before their time, by what ended them (sign_out, sign_out_everywhere, backchannel_logout, provider_revoked).",
 	}, []string{"source"})
-	reg.MustRegister(m.requests, m.duration, m.logins, m.store, m.storeErr, m.refreshs, m.decides, m.revokes)
+	reg.MustRegister(m.requests, m.inflight, m.duration, m.logins, m.store, m.storeErr, m.refreshs, m.decides, m.revokes)
 	for _, src := range []string{"sign_out", "sign_out_everywhere", "backchannel_logout", "provider_revoked"} {
 		m.revokes.WithLabelValues(src)
 	}
@@ -67,11 +74,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) request(route string, code int, seconds float64) {
+func (m *Metrics) inFlight(delta float64) {
+	if m != nil {
+		m.inflight.Add(delta)
+	}
+}
+
+func (m *Metrics) request(route, method string, code int, seconds float64) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(route, codeString(code)).Inc()
+	m.requests.WithLabelValues(route, methodLabel(method), codeString(code)).Inc()
 	m.duration.WithLabelValues(route).Observe(seconds)
 }
 
@@ -107,6 +120,16 @@ func (m *Metrics) storeOp(op string, seconds float64, failed bool) {
 	if failed {
 		m.storeErr.WithLabelValues(op).Inc()
 	}
+}
+
+// methodLabel bounds the method label: the standard methods, else "other".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 var codeStrings = func() (s [600]string) {

@@ -38,6 +38,8 @@ const (
 	refreshBackoffMax = time.Minute
 )
 
+var errRefreshFailed = errors.New("proxy: refresh failed")
+
 func refreshDue(sess *sessionstore.Session, now time.Time) bool {
 	return sess.RefreshToken != "" && !sess.TokenExpiry.IsZero() && !now.Before(sess.TokenExpiry.Add(-refreshMargin))
 }
@@ -116,7 +118,15 @@ func (s *Server) maybeRefresh(t sessionstore.Ticket, sess *sessionstore.Session)
 }
 
 // refresh renews one session and returns the outcome for the metrics.
-func (s *Server) refresh(ctx context.Context, t sessionstore.Ticket) string {
+func (s *Server) refresh(ctx context.Context, t sessionstore.Ticket) (outcome string) {
+	ctx, end := s.span(ctx, "session.refresh")
+	defer func() {
+		var err error
+		if outcome == "error" {
+			err = errRefreshFailed
+		}
+		end(err)
+	}()
 	store := s.cfg.Session.Store
 	lockCtx, cancel := context.WithTimeout(ctx, refreshWriteTimeout)
 	got, err := store.TryLock(lockCtx, t, refreshLockTTL)

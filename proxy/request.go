@@ -3,6 +3,9 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
 	"encoding/base64"
 	"net/http"
 	"strings"
@@ -17,6 +20,7 @@ type reqState struct {
 	user          string
 	bearer        string // the client's bearer token, if any (never logged)
 	bearerPresent bool
+	trusted       bool // the peer is in trusted_proxies
 	decision      outcome
 	reason        string   // "" when no decision was made (Gatehouse's own endpoints)
 	fw            *forward // what Rewrite sets on the upstream request
@@ -41,6 +45,59 @@ func withState(r *http.Request, rs *reqState) *http.Request {
 }
 
 func requestID(r *http.Request) string { return stateOf(r).id }
+
+// validRequestID accepts a proxy's request id of up to 128 characters of
+// [A-Za-z0-9._:-]: anything else could forge log lines or fields.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// userHash is the access log's user field: a stable pseudonym of the
+// subject (the same user, the same value, on every replica), never an email
+// or the subject itself. "" when there is no user.
+func userHash(sub string) string {
+	if sub == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("gatehouse-user\x00" + sub))
+	return hex.EncodeToString(sum[:8])
+}
+
+// clientIP is the client's address: the peer's, or, from a trusted proxy,
+// the nearest address in X-Forwarded-For that is not itself a trusted proxy.
+func (s *Server) clientIP(r *http.Request, trusted bool) string {
+	peer := r.RemoteAddr
+	if ap, err := netip.ParseAddrPort(peer); err == nil {
+		peer = ap.Addr().Unmap().String()
+	}
+	if !trusted {
+		return peer
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			ip, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return peer // a hop we cannot read: stop at what we know
+			}
+			if !s.trustedAddr(ip.Unmap()) {
+				return ip.Unmap().String()
+			}
+		}
+	}
+	return peer
+}
 
 func newRequestID() string {
 	var b [12]byte

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Server is the proxy's http.Handler.
@@ -41,6 +43,7 @@ type Server struct {
 	bearers      bearerCache
 	tickets      ticketCache
 
+	tracer          trace.Tracer // nil: tracing is off
 	refreshing      sync.Map     // sid -> struct{}: refreshes running here
 	refreshes       *refreshGate // bounds them
 	refreshRetryNow bool         // tests: retry a failed write at once
@@ -110,6 +113,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("proxy: allowed origin %q: %w", o, err)
 		}
 	}
+	if cfg.Tracing != nil {
+		s.tracer = cfg.Tracing.Tracer("github.com/gatehouse/gatehouse/proxy")
+	}
 	// Touch the store at most every idle/10 (1s..1m) per session: activity
 	// keeps the session alive without a store write on every request.
 	s.touchEvery = min(max(cfg.Session.IdleTimeout/10, time.Second), time.Minute)
@@ -161,10 +167,17 @@ func normalizeOrigin(raw string) (string, error) {
 // ServeHTTP implements http.Handler: the entry of every request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
+	s.cfg.Metrics.inFlight(1)
 	sw := &statusWriter{ResponseWriter: w}
-	reqID := newRequestID()
+	trusted := s.trustedPeer(r.RemoteAddr)
+	// A trusted proxy's request id is kept, so one id follows the request
+	// through every hop's logs; anyone else's is replaced.
+	reqID := r.Header.Get("X-Request-Id")
+	if !trusted || !validRequestID(reqID) {
+		reqID = newRequestID()
+	}
 	sw.Header().Set("X-Request-Id", reqID)
-	rs := &reqState{id: reqID, route: "none", respHeader: sw.Header()}
+	rs := &reqState{id: reqID, route: "none", respHeader: sw.Header(), trusted: trusted}
 	rs.bearer, rs.bearerPresent = bearerToken(r.Header)
 	// Identity headers are removed before anything else looks at the
 	// request, whatever happens to it next; a client's bearer token too.
@@ -173,6 +186,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del("Authorization")
 	}
 	r = withState(r, rs)
+	var span trace.Span
+	if s.tracer != nil {
+		r, span = s.startRequestSpan(r, trusted)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -184,7 +201,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		elapsed := s.now().Sub(start)
-		s.cfg.Metrics.request(rs.route, sw.code(), elapsed.Seconds())
+		s.cfg.Metrics.inFlight(-1)
+		s.cfg.Metrics.request(rs.route, r.Method, sw.code(), elapsed.Seconds())
+		if span != nil {
+			endRequestSpan(span, rs, sw.code())
+		}
 		if s.cfg.AccessLog {
 			s.accessLog(r, rs, sw.code(), elapsed)
 		}
@@ -200,9 +221,10 @@ func (s *Server) accessLog(r *http.Request, rs *reqState, code int, elapsed time
 		slog.String("path", r.URL.Path),
 		slog.String("route", rs.route),
 		slog.Int("status", code),
-		slog.Duration("duration", elapsed),
-		slog.String("user", rs.user),
-		slog.String("remote", r.RemoteAddr),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.String("user", userHash(rs.user)),
+		slog.String("client", s.clientIP(r, rs.trusted)),
+		slog.String("peer", r.RemoteAddr),
 	}
 	if rs.reason != "" {
 		attrs = append(attrs, slog.String("decision", rs.decision.String()), slog.String("reason", rs.reason))

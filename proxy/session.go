@@ -144,8 +144,14 @@ func (c *ticketCache) put(value string, e ticketEntry, now time.Time) {
 // modifies a session (changes go through Save, Replace or Touch).
 func (s *Server) load(ctx context.Context, t sessionstore.Ticket) (*sessionstore.Session, error) {
 	start := time.Now()
+	ctx, end := s.span(ctx, "session.load")
 	sess, err := s.cfg.Session.Store.View(ctx, t)
 	notFound := errors.Is(err, sessionstore.ErrNotFound)
+	if notFound {
+		end(nil) // an answer, not a failure
+	} else {
+		end(err)
+	}
 	s.cfg.Metrics.storeOp("load", time.Since(start).Seconds(), err != nil && !notFound)
 	if notFound {
 		return nil, errNoSession

@@ -108,7 +108,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL, rs *reqStat
 	out.URL.RawPath = ""
 	out.Host = pr.In.Host
 
-	trusted := s.trustedPeer(pr.In.RemoteAddr)
+	trusted := rs.trusted
 	sanitizeUpstream(out.Header, s.tokenHdrNorm, trusted)
 	if trusted {
 		// Extend the chain: the trusted peer's X-Forwarded-For, then the
@@ -129,6 +129,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL, rs *reqStat
 	if rs.id != "" {
 		out.Header.Set("X-Request-Id", rs.id)
 	}
+	s.injectTrace(pr.In.Context(), out.Header)
 	if fw != nil && fw.authenticated {
 		s.setIdentity(out.Header, fw)
 	}
@@ -175,7 +176,11 @@ func (s *Server) trustedPeer(remoteAddr string) bool {
 	if err != nil {
 		return false
 	}
-	ip := ap.Addr().Unmap()
+	return s.trustedAddr(ap.Addr().Unmap())
+}
+
+// trustedAddr reports whether ip is in trusted_proxies.
+func (s *Server) trustedAddr(ip netip.Addr) bool {
 	for _, p := range s.cfg.TrustedProxies {
 		if p.Contains(ip) {
 			return true
