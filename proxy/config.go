@@ -43,7 +43,7 @@ type Config struct {
 	// Tracing records a span per request, with children for the session
 	// store, the provider and minting; nil = off, at no cost.
 	Tracing trace.TracerProvider
-	Now       func() time.Time
+	Now     func() time.Time
 }
 
 // CookieConfig is the browser side of sessions.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
-	"net/netip"
 	"encoding/base64"
+	"encoding/hex"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
