@@ -236,3 +236,50 @@ func TestCachedBoundsAndStats(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedLoadFresh: a copy cached before another replica's write is
+// what Load serves until the invalidation or the TTL, but LoadFresh (the
+// refresher's read) always sees the stored session.
+func TestCachedLoadFresh(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.Start(t, testredis.Options{})
+	clock := newFakeClock()
+	r := newRedisStore(t, srv, clock.Now)
+	c := NewCached(r, CacheConfig{TTL: time.Hour, Now: clock.Now})
+	t.Cleanup(func() { c.Close() })
+	<-c.subscribed
+	tk := mustTicket(t)
+	v1 := fullSession(clock.Now())
+	if err := r.Save(ctx, tk, v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Load(ctx, tk); err != nil { // cached
+		t.Fatal(err)
+	}
+	v2 := v1.Clone()
+	v2.RefreshToken, v2.Version = "rotated", v1.Version+1
+	if err := r.Replace(ctx, tk, v2); err != nil { // behind the cache's back: no invalidation
+		t.Fatal(err)
+	}
+	if got, err := c.Load(ctx, tk); err != nil || got.Version != v1.Version {
+		t.Fatalf("Load = %v, %v; want the cached v1 (test setup)", got, err)
+	}
+	got, err := c.LoadFresh(ctx, tk)
+	if err != nil || got.RefreshToken != "rotated" {
+		t.Fatalf("LoadFresh = %v, %v; want the stored session with the rotated refresh token", got, err)
+	}
+	if got, err := c.Load(ctx, tk); err != nil || got.Version != v2.Version {
+		t.Errorf("Load after LoadFresh = %v, %v; want v2 (the stale copy dropped)", got, err)
+	}
+}
+
+// freshLoader is what a refresher declares: every store offers it.
+type freshLoader interface {
+	LoadFresh(ctx context.Context, t Ticket) (*Session, error)
+}
+
+var (
+	_ freshLoader = (*Memory)(nil)
+	_ freshLoader = (*Redis)(nil)
+	_ freshLoader = (*Cached)(nil)
+)

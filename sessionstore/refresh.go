@@ -180,3 +180,19 @@ func (m *Memory) View(_ context.Context, t Ticket) (*Session, error) {
 func (c *Cached) View(ctx context.Context, t Ticket) (*Session, error) {
 	return c.view(ctx, t)
 }
+
+// LoadFresh is Load: the Memory store has no cache in front of it.
+func (m *Memory) LoadFresh(ctx context.Context, t Ticket) (*Session, error) { return m.Load(ctx, t) }
+
+// LoadFresh is Load: every Redis read is fresh.
+func (r *Redis) LoadFresh(ctx context.Context, t Ticket) (*Session, error) { return r.Load(ctx, t) }
+
+// LoadFresh reads the session from Redis, never from this replica's cache,
+// and drops any cached copy that turns out different. A refresh must start
+// from what is stored: a cached copy may predate another replica's refresh,
+// whose rotated refresh token it would then present (and lose the grant).
+func (c *Cached) LoadFresh(ctx context.Context, t Ticket) (*Session, error) {
+	s, err := c.store.Load(ctx, t)
+	c.drop(storeHash(t.ID))
+	return s, err
+}
