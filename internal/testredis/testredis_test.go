@@ -104,3 +104,38 @@ func TestStopRestart(t *testing.T) {
 		t.Fatalf("PING after second Restart: %v; want PONG", err)
 	}
 }
+
+func TestStartSentinel(t *testing.T) {
+	d := testredis.StartSentinel(t, testredis.SentinelOptions{Password: "data", SentinelPassword: "sent"})
+	if len(d.Sentinels) != 3 {
+		t.Fatalf("Sentinels = %d; want 3", len(d.Sentinels))
+	}
+	ctx := context.Background()
+	for _, s := range d.Sentinels {
+		c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, Password: d.SentinelPassword, MaxRetries: -1})
+		got, err := c.GetMasterAddrByName(ctx, d.MasterName).Result()
+		c.Close()
+		if err != nil || len(got) != 2 || got[0]+":"+got[1] != d.Master.Addr {
+			t.Errorf("Sentinel %s: master = %v, %v; want %s", s.Addr, got, err, d.Master.Addr)
+		}
+		if err := ping(client(t, s, "wrong", false)); err == nil {
+			t.Errorf("Sentinel %s answers a wrong password", s.Addr)
+		}
+	}
+	if err := ping(client(t, d.Replica, d.Password, false)); err != nil {
+		t.Errorf("replica: %v", err)
+	}
+}
+
+func TestStartCluster(t *testing.T) {
+	c := testredis.StartCluster(t, testredis.ClusterOptions{Password: "clu"})
+	if len(c.Nodes) != 3 {
+		t.Fatalf("Nodes = %d; want 3 masters", len(c.Nodes))
+	}
+	for _, n := range c.Nodes {
+		info, err := client(t, n, c.Password, false).ClusterInfo(context.Background()).Result()
+		if err != nil || !strings.Contains(info, "cluster_slots_ok:16384") || !strings.Contains(info, "cluster_known_nodes:3") {
+			t.Errorf("node %s: CLUSTER INFO = %q, %v; want every slot served by 3 nodes", n.Addr, info, err)
+		}
+	}
+}
