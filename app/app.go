@@ -319,7 +319,7 @@ func buildRoutes(cfg *config.Config) ([]*proxy.Route, error) {
 		}
 		routes = append(routes, &proxy.Route{
 			Name:          r.Name,
-			Host:          strings.ToLower(r.Host),
+			Host:          strings.Trim(strings.ToLower(r.Host), "[]"), // as proxy's hostOnly reads Host
 			PathPrefix:    r.PathPrefix,
 			Upstream:      u,
 			Audience:      r.Audience,
@@ -327,6 +327,8 @@ func buildRoutes(cfg *config.Config) ([]*proxy.Route, error) {
 			AllowedGroups: r.AllowedGroups,
 			Groups:        r.Groups,
 			Claims:        r.Claims,
+			// The upstream serves paths in any case.
+			CaseInsensitive: r.CaseInsensitive,
 		})
 	}
 	return routes, nil

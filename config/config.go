@@ -250,8 +250,15 @@ type Route struct {
 	// digits, "-", "_" and ".".
 	Name string `mapstructure:"name"`
 	// PathPrefix matches the normalized request path; it starts with "/".
+	// "/x/" and "/x" both match "/x" itself and everything below "/x/".
 	PathPrefix string `mapstructure:"path_prefix"`
-	// Host matches the request's host (and port, if given); empty matches any.
+	// CaseInsensitive: the upstream serves paths in any case ("/ADMIN" as
+	// "/admin", as IIS and case-insensitive frameworks do). PathPrefix then
+	// matches in any case, and a path that a protected route matches in any
+	// case is never given to a less specific route. Default false.
+	CaseInsensitive bool `mapstructure:"case_insensitive"`
+	// Host matches the request's host name, whatever its port; empty
+	// matches any. It carries no port (config check refuses one).
 	Host string `mapstructure:"host"`
 	// Upstream is the http or https URL requests are proxied to.
 	Upstream string `mapstructure:"upstream"`

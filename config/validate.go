@@ -431,7 +431,11 @@ func (c *Config) validateRoutes(v *validator) {
 			v.add(key+".path_prefix", "%q: must be a normalized path (no \"//\", \".\" or \"..\" segments, %%-escapes, query or whitespace): requests are matched after normalization", r.PathPrefix)
 		}
 		if r.Host != "" {
-			if err := checkHostPort(strings.ToLower(r.Host), false); err != nil {
+			if _, _, err := net.SplitHostPort(r.Host); err == nil {
+				// Routes match the request's host without its port, so a
+				// port here would make the route never match.
+				v.add(key+".host", "%q: must not have a port: routes match the host name alone", r.Host)
+			} else if err := checkHostPort(strings.ToLower(r.Host), false); err != nil {
 				v.add(key+".host", "%q: %v", r.Host, err)
 			}
 		}
@@ -460,10 +464,13 @@ func (c *Config) validateRoutes(v *validator) {
 				v.add(ckey, "provider claim name required")
 			}
 		}
-		m := match{strings.ToLower(r.Host), r.PathPrefix}
-		if j, dup := matches[m]; dup {
+		// "/x/" and "/x" match the same paths. A case-insensitive route may
+		// take paths from an earlier one (see routes[].case_insensitive), so
+		// it is left out of this check.
+		m := match{strings.ToLower(r.Host), strings.TrimSuffix(r.PathPrefix, "/")}
+		if j, dup := matches[m]; dup && !r.CaseInsensitive {
 			v.add(key, "never matches: routes[%d] has the same host and path_prefix and comes first", j)
-		} else {
+		} else if !dup && !r.CaseInsensitive {
 			matches[m] = i
 		}
 	}
