@@ -109,11 +109,18 @@ type Store interface {
 	// Load returns a copy the caller may modify; sessionstore.ErrNotFound
 	// when there is no valid session.
 	Load(ctx context.Context, t sessionstore.Ticket) (*sessionstore.Session, error)
+	// LoadFresh is Load from the backing store, never a replica's cache:
+	// the read of writers such as a refresh.
+	LoadFresh(ctx context.Context, t sessionstore.Ticket) (*sessionstore.Session, error)
 	// View is Load for readers: the session may be shared and must not be
 	// modified (the copy-free read on the request path).
 	View(ctx context.Context, t sessionstore.Ticket) (*sessionstore.Session, error)
 	Touch(ctx context.Context, t sessionstore.Ticket, seen time.Time) error
 	Delete(ctx context.Context, t sessionstore.Ticket) error
+	// DeleteIfIdle ends the session only if the backing store, re-read,
+	// also finds it idle at now (another replica may have seen it since
+	// this one's copy); it reports whether it ended it.
+	DeleteIfIdle(ctx context.Context, t sessionstore.Ticket, idle time.Duration, now time.Time) (bool, error)
 	// Replace writes s only while the session still exists, so a refresh
 	// cannot resurrect a revoked session.
 	Replace(ctx context.Context, t sessionstore.Ticket, s *sessionstore.Session) error

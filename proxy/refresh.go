@@ -139,7 +139,7 @@ func (s *Server) refresh(ctx context.Context, t sessionstore.Ticket) (outcome st
 		return "skipped" // another request or replica has it
 	}
 	readCtx, cancel := context.WithTimeout(ctx, refreshWriteTimeout)
-	sess, err := store.Load(readCtx, t)
+	sess, err := store.LoadFresh(readCtx, t) // never a cache: the refresh token may have rotated
 	cancel()
 	if err != nil {
 		return "skipped" // gone meanwhile

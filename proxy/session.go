@@ -28,8 +28,19 @@ func (s *Server) session(r *http.Request) (*sessionstore.Session, sessionstore.T
 	}
 	now := s.now()
 	if sess.Expired(now, s.cfg.Session.IdleTimeout) {
-		s.storeDelete(ctx, t)
-		return nil, t, errNoSession
+		if !now.Before(sess.ExpiresAt) {
+			s.storeDelete(ctx, t)
+			return nil, t, errNoSession
+		}
+		// Idle by this copy, which may be a replica's cache: the store
+		// re-reads it and ends it only if it is idle there too.
+		ended, err := s.cfg.Session.Store.DeleteIfIdle(ctx, t, s.cfg.Session.IdleTimeout, now)
+		if err != nil {
+			return nil, t, err
+		}
+		if ended {
+			return nil, t, errNoSession
+		}
 	}
 	if fresh != "" {
 		s.reissue(r, fresh, sess, now)
