@@ -57,7 +57,11 @@ func (rt *Route) matchesPath(path string, fold bool) bool {
 		return true
 	}
 	// "/x/" and "/x" both match "/x" and everything below "/x/".
-	rest, ok := cutPrefix(path, strings.TrimSuffix(p, "/"), fold)
+	p = strings.TrimSuffix(p, "/")
+	if !fold {
+		return strings.HasPrefix(path, p) && (len(path) == len(p) || path[len(p)] == '/')
+	}
+	rest, ok := cutPrefix(path, p, fold)
 	return ok && (rest == "" || rest[0] == '/')
 }
 
@@ -88,9 +92,10 @@ func match(routes []*Route, host, path string) *Route {
 			continue
 		}
 		for _, other := range routes {
-			if other != rt && !other.Public && (other.CaseInsensitive || rt.CaseInsensitive) &&
-				other.specificity() >= rt.specificity() &&
-				other.matchesHost(host) && other.matchesPath(path, true) {
+			if !(other.CaseInsensitive || rt.CaseInsensitive) || other.Public || other == rt {
+				continue
+			}
+			if other.specificity() >= rt.specificity() && other.matchesHost(host) && other.matchesPath(path, true) {
 				return other
 			}
 		}
