@@ -47,7 +47,7 @@ func (c *Client) VerifyAccessToken(ctx context.Context, raw string) (*Bearer, er
 			return nil
 		}
 		return fmt.Errorf("%w: token type %q is not an access token", ErrInvalidToken, clip(t))
-	})
+	}, false)
 	if err != nil {
 		return nil, err
 	}

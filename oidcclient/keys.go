@@ -29,8 +29,10 @@ type keySet struct {
 // nil, judges the header's typ (lowercased, "" when absent) before any key
 // is looked up, so a token of the wrong type costs no fetch. Errors wrap
 // ErrInvalidToken when the token is bad and ErrUnavailable when the keys
-// cannot be had.
-func (k *keySet) verify(ctx context.Context, raw string, checkType func(typ string) error) ([]byte, error) {
+// cannot be had. With retryUnknown, a kid unknown to a key set too recent
+// to fetch again is ErrUnavailable, not ErrInvalidToken: for senders that
+// retry, so a key published moments ago is found on their retry.
+func (k *keySet) verify(ctx context.Context, raw string, checkType func(typ string) error, retryUnknown bool) ([]byte, error) {
 	if len(raw) > maxTokenSize {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenSize)
 	}
@@ -53,6 +55,8 @@ func (k *keySet) verify(ctx context.Context, raw string, checkType func(typ stri
 	}
 	keys, err := k.cache.Lookup(ctx, hdr.KeyID)
 	switch {
+	case retryUnknown && errors.Is(err, jwks.ErrNotRefetched):
+		return nil, fmt.Errorf("%w: signed by a key not in the provider's key set, fetched moments ago; retry later: %v", ErrUnavailable, err)
 	case errors.Is(err, jwks.ErrUnknownKey):
 		return nil, fmt.Errorf("%w: signed by a key the provider does not publish: %w", ErrInvalidToken, err)
 	case err != nil:
@@ -71,7 +75,7 @@ func (k *keySet) verify(ctx context.Context, raw string, checkType func(typ stri
 
 // VerifySignature implements oidc.KeySet for go-oidc's ID-token verifier.
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	return k.verify(ctx, raw, nil)
+	return k.verify(ctx, raw, nil, false)
 }
 
 // normalizeType lowercases a typ header and drops the "application/" prefix

@@ -47,7 +47,10 @@ type Logout struct {
 //
 // Replay is the caller's to refuse, with JTI and Until. A refusal for the
 // token's own sake wraps ErrInvalidToken (answer 400); not being able to
-// check it wraps ErrUnavailable (answer 5xx, so the provider retries).
+// check it wraps ErrUnavailable (answer 5xx, so the provider retries). A
+// token signed by a key the provider's key set did not have when it was
+// fetched less than KeyRefreshInterval ago is ErrUnavailable too: a provider
+// that rotated its key just before sending it succeeds on its retry.
 func (c *Client) VerifyLogout(ctx context.Context, raw string) (*Logout, error) {
 	d, err := c.ready()
 	if err != nil {
@@ -59,7 +62,7 @@ func (c *Client) VerifyLogout(ctx context.Context, raw string) (*Logout, error) 
 			return nil
 		}
 		return fmt.Errorf("%w: token type %q is not a logout token", ErrInvalidToken, clip(t))
-	})
+	}, true)
 	if err != nil {
 		return nil, err
 	}

@@ -121,3 +121,30 @@ func TestLogoutUntil(t *testing.T) {
 		clk.Advance(now.Sub(clk.Now()))
 	}
 }
+
+// TestLogoutWithAKeyRotatedMomentsAgo: a provider that rotates its key and
+// at once sends a logout token signed with it, less than KeyRefreshInterval
+// after our last JWKS fetch, gets ErrUnavailable (a 5xx: it retries), not
+// ErrInvalidToken (a 400 it would not retry, leaving the session alive);
+// its retry after the interval succeeds. A bearer token in the same spot
+// stays invalid: clients do not retry 401s, strangers send made-up kids.
+func TestLogoutWithAKeyRotatedMomentsAgo(t *testing.T) {
+	k1 := newTestKey(t, "k1", jose.ES256)
+	p := newProvider(t, k1)
+	clk := newClock()
+	c := newClient(t, p, clk, nil)
+	k2 := newTestKey(t, "k2", jose.ES256)
+	p.publish(k2)
+	clk.Advance(time.Second)
+	logout := k2.sign(t, nil, logoutClaims(p.URL, clk.Now()))
+	if _, err := c.VerifyLogout(t.Context(), logout); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("logout token with a key rotated moments ago = %v; want ErrUnavailable only", err)
+	}
+	if _, err := c.VerifyAccessToken(t.Context(), k2.sign(t, nil, accessClaims(p.URL, clk.Now()))); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("access token in the same spot = %v; want ErrInvalidToken", err)
+	}
+	clk.Advance(10 * time.Second)
+	if _, err := c.VerifyLogout(t.Context(), logout); err != nil {
+		t.Errorf("the provider's retry after the interval: %v", err)
+	}
+}

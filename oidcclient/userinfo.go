@@ -51,7 +51,7 @@ func (c *Client) userinfoGroups(ctx context.Context, d *discovered, accessToken,
 	var claims map[string]any
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "application/jwt" {
-		payload, err := d.keys.verify(ctx, strings.TrimSpace(string(body)), nil)
+		payload, err := d.keys.verify(ctx, strings.TrimSpace(string(body)), nil, false)
 		if err != nil {
 			return nil, false, false, fmt.Errorf("signed userinfo: %w", err)
 		}

@@ -56,6 +56,12 @@ var (
 	// set was ever fetched, the last fetch failed, or the caller's context
 	// ended while waiting): the token may well be good.
 	ErrUnavailable = errors.New("jwks: key set unavailable")
+	// ErrNotRefetched is wrapped, besides ErrUnknownKey, when the kid is
+	// unknown to a set fetched less than MinInterval ago and so not fetched
+	// again for this lookup: a key the issuer published since then would be
+	// found later. Callers whose senders retry (back-channel logout) may
+	// answer "retry later" instead of "invalid".
+	ErrNotRefetched = errors.New("jwks: key set not fetched again yet")
 )
 
 // Config configures a Cache.
@@ -195,8 +201,9 @@ func (c *Cache) Wait(ctx context.Context) error {
 // (a token without a kid). Keys older than MaxAge are returned at once and
 // refreshed in the background. An unknown kid fetches the set if MinInterval
 // (or, after a failure, the backoff) allows, and waits for that fetch or
-// for ctx. The error wraps ErrUnknownKey when a good set has no such key,
-// else ErrUnavailable.
+// for ctx. The error wraps ErrUnknownKey when a good set has no such key
+// (and ErrNotRefetched when that set was not fetched for this lookup), else
+// ErrUnavailable.
 func (c *Cache) Lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
 	now := c.now()
 	c.mu.Lock()
@@ -226,6 +233,8 @@ func (c *Cache) Lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, erro
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, c.lastErr)
 	case c.fetchedAt.IsZero():
 		return nil, fmt.Errorf("%w: not fetched yet", ErrUnavailable)
+	case f == nil:
+		return nil, fmt.Errorf("%w: %q (%w)", ErrUnknownKey, clip(kid), ErrNotRefetched)
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownKey, clip(kid))
 }

@@ -399,8 +399,11 @@ func TestUnavailableVersusUnknown(t *testing.T) {
 	}
 	srv.setStatus(0)
 	clk.Advance(time.Minute)
-	if _, err := c.Lookup(t.Context(), "k9"); !errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrUnavailable) {
-		t.Errorf("unknown kid in a good set = %v; want ErrUnknownKey", err)
+	if _, err := c.Lookup(t.Context(), "k9"); !errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotRefetched) {
+		t.Errorf("unknown kid in a set fetched for this lookup = %v; want ErrUnknownKey alone", err)
+	}
+	if _, err := c.Lookup(t.Context(), "k9"); !errors.Is(err, ErrUnknownKey) || !errors.Is(err, ErrNotRefetched) {
+		t.Errorf("unknown kid again within MinInterval = %v; want ErrUnknownKey and ErrNotRefetched", err)
 	}
 	srv.setStatus(http.StatusBadGateway)
 	clk.Advance(time.Minute)
