@@ -171,11 +171,16 @@ func (s *Server) scope(q *query) (*Route, []*Route) {
 	case !q.known:
 		return s.routes[len(s.routes)-1], s.routes
 	case q.host == "":
+		// Every route the path may be on, on some host. With a
+		// case-insensitive route, a more specific protected route may take a
+		// path from an earlier one (see match): then every route whose path
+		// matches folded is in scope, not only those up to the first for
+		// any host.
 		var scope []*Route
 		for _, rt := range s.routes {
-			if rt.matches(rt.Host, q.path.clean) { // the path, on the route's own host
+			if rt.matchesPath(q.path.clean, rt.CaseInsensitive || s.anyCaseInsensitive) {
 				scope = append(scope, rt)
-				if rt.Host == "" {
+				if rt.Host == "" && !s.anyCaseInsensitive {
 					break
 				}
 			}
@@ -188,7 +193,7 @@ func (s *Server) scope(q *query) (*Route, []*Route) {
 		}
 		return scope[0], scope
 	}
-	rt := match(s.routes, q.host, q.path.clean)
+	rt := s.route(q.host, q.path.clean)
 	switch {
 	case rt == nil:
 		return nil, nil
@@ -196,6 +201,21 @@ func (s *Server) scope(q *query) (*Route, []*Route) {
 		return rt, s.routes
 	}
 	return rt, []*Route{rt}
+}
+
+// route is match for the configured routes: first match wins, and only
+// with a case-insensitive route does a protected route take a path from an
+// earlier one (the search for that costs nothing when there is none).
+func (s *Server) route(host, path string) *Route {
+	if s.anyCaseInsensitive {
+		return match(s.routes, host, path)
+	}
+	for _, rt := range s.routes {
+		if rt.matches(host, path) {
+			return rt
+		}
+	}
+	return nil
 }
 
 func everyPublic(routes []*Route) bool {

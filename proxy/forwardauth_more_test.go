@@ -73,3 +73,30 @@ func TestNoRouteForASignedInUserIs403(t *testing.T) {
 		t.Errorf("proxy mode: got %d; want 404", rec.Code)
 	}
 }
+
+// TestHostUnknownCaseInsensitiveScope: with the host unknown (a relative
+// X-Original-URL), a case-insensitive protected route that would take the
+// path from a public one is in scope too: the path is not public.
+func TestHostUnknownCaseInsensitiveScope(t *testing.T) {
+	f := newAuthFixture(t)
+	up, _ := url.Parse("http://127.0.0.1:1")
+	f.srv.routes = []*Route{
+		{Name: "docs", PathPrefix: "/docs/", Upstream: up, Public: true},
+		{Name: "admin", Host: "app.example.com", PathPrefix: "/DOCS/admin/", CaseInsensitive: true, Upstream: up, Audience: "admin", AllowedGroups: []string{"admins"}},
+	}
+	f.srv.anyCaseInsensitive = true
+	for _, tt := range []struct {
+		user, orig string
+		want       int
+	}{
+		{"", "/docs/readme", http.StatusAccepted},
+		{"", "/docs/admin/x", http.StatusUnauthorized},
+		{"bob", "/docs/admin/x", http.StatusForbidden},
+		{"", "https://app.example.com/docs/admin/x", http.StatusUnauthorized},
+		{"", "https://other.example.com/docs/admin/x", http.StatusAccepted},
+	} {
+		if got := f.check(authRequest{user: tt.user, headers: [][2]string{origURL(tt.orig)}}).Code; got != tt.want {
+			t.Errorf("%q asking about %s: got %d; want %d", tt.user, tt.orig, got, tt.want)
+		}
+	}
+}

@@ -69,26 +69,6 @@ func TestRequestURI(t *testing.T) {
 	}
 }
 
-func TestAmbiguousPath(t *testing.T) {
-	tests := []struct {
-		decoded string
-		want    bool
-	}{
-		{"/public/x", false},
-		{"/public//x", false},
-		{"/public/x.y/..z", false},
-		{"/public/../admin", true},
-		{"/public/./x", true},
-		{"/admin#/../public/", true},
-		{"/admin?/public/", true},
-		{"/..", true},
-	}
-	for _, tt := range tests {
-		if got := ambiguousPath(tt.decoded); got != tt.want {
-			t.Errorf("ambiguousPath(%q) = %v; want %v", tt.decoded, got, tt.want)
-		}
-	}
-}
 
 const (
 	trustedAddr   = "10.1.2.3:40000"

@@ -232,17 +232,3 @@ func hasEncodedSlash(raw string) bool {
 	return false
 }
 
-// ambiguousPath is the older, narrower check (dot segments and an encoded
-// '?' or '#') that forward-auth used before readPath; readsDifferently
-// supersedes it. Remove it with its last caller.
-func ambiguousPath(decoded string) bool {
-	if strings.ContainsAny(decoded, "?#") {
-		return true
-	}
-	for seg := range strings.SplitSeq(decoded, "/") {
-		if seg == "." || seg == ".." {
-			return true
-		}
-	}
-	return false
-}

@@ -39,9 +39,11 @@ type Server struct {
 	csrf         *http.CrossOriginProtection
 	touchEvery   time.Duration
 	routes       []*Route
-	mux          map[string]http.HandlerFunc
-	bearers      bearerCache
-	tickets      ticketCache
+	// anyCaseInsensitive: some route has CaseInsensitive set.
+	anyCaseInsensitive bool
+	mux                map[string]http.HandlerFunc
+	bearers            bearerCache
+	tickets            ticketCache
 
 	tracer          trace.Tracer // nil: tracing is off
 	refreshing      sync.Map     // sid -> struct{}: refreshes running here
@@ -124,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("proxy: route %q has no upstream", rt.Name)
 		}
 		rt.proxy = s.reverseProxy(rt)
+		s.anyCaseInsensitive = s.anyCaseInsensitive || rt.CaseInsensitive
 	}
 	s.mux = map[string]http.HandlerFunc{
 		"/start":     s.handleStart,
