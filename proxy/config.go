@@ -137,6 +137,9 @@ type Store interface {
 	// sessionstore.ErrNotFound when it is unknown, taken or expired.
 	PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	TakeOnce(ctx context.Context, key string) ([]byte, error)
+	// MarkUsed and UnmarkUsed remember one-shot tokens (back-channel logout
+	// tokens' jti) on every replica until they expire; see backchannel.go.
+	oneShotStore
 }
 
 // Minter signs the tokens upstreams receive. Safe for concurrent use.
