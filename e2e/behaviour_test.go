@@ -252,7 +252,7 @@ func TestOpsEndpoints(t *testing.T) {
 	}
 	body := e2etest.ReadBody(t, resp)
 	for _, want := range []string{
-		`gatehouse_http_requests_total{code="200",route="default"}`,
+		`gatehouse_http_requests_total{code="200",method="GET",route="default"}`,
 		`gatehouse_logins_total{outcome="success"} 1`,
 		`gatehouse_session_store_duration_seconds_count{op="load"}`,
 		`gatehouse_tokens_minted_total 1`,
