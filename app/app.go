@@ -141,6 +141,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + "/oauth2/callback",
 		Scopes:       cfg.OIDC.Scopes,
 		GroupsClaim:  cfg.OIDC.GroupsClaim,
+		GroupsClaims: cfg.OIDC.GroupsClaims,
 		HTTPClient:   providerClient,
 		Logger:       log,
 
@@ -149,6 +150,14 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	var bearer proxy.BearerVerifier
 	if len(cfg.API.AcceptedAudiences) > 0 {
 		bearer = a.login
+	}
+	if cfg.API.Introspection {
+		// Opaque tokens are checked at the provider; JWTs as before.
+		bearer = oidcclient.NewIntrospector(a.login, oidcclient.IntrospectionConfig{
+			Endpoint: cfg.API.IntrospectionEndpoint,
+			CacheTTL: cfg.API.IntrospectionCacheTTL,
+			Rate:     cfg.API.IntrospectionRate,
+		})
 	}
 	policy, err := redirect.NewPolicy(cfg.PublicURL, cfg.Redirect.AllowedDomains)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/oidcclient"
 	"github.com/gatehouse/gatehouse/redirect"
 	"github.com/gatehouse/gatehouse/tokenmint"
 )
@@ -93,6 +94,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.nonEmpty("api.accepted_audiences", c.API.AcceptedAudiences)
+	c.validateIntrospection(v)
 	c.validateRoutes(v)
 	for i, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err == nil {
@@ -189,8 +191,38 @@ func (c *Config) validateOIDC(v *validator) {
 	}
 	if o.GroupsClaim == "" {
 		v.add("oidc.groups_claim", "required")
+	} else if _, err := oidcclient.ParseClaimPath(o.GroupsClaim); err != nil {
+		v.add("oidc.groups_claim", "%v", err)
+	}
+	for i, p := range o.GroupsClaims {
+		if _, err := oidcclient.ParseClaimPath(p); err != nil {
+			v.add(fmt.Sprintf("oidc.groups_claims[%d]", i), "%v", err)
+		}
 	}
 	v.positive("oidc.discovery_timeout", o.DiscoveryTimeout)
+}
+
+func (c *Config) validateIntrospection(v *validator) {
+	a := c.API
+	if a.Introspection && len(a.AcceptedAudiences) == 0 {
+		v.add("api.introspection", "true requires api.accepted_audiences (an introspected token must name one of them)")
+	}
+	if a.IntrospectionEndpoint != "" {
+		if !a.Introspection {
+			v.add("api.introspection_endpoint", "set, but api.introspection is false")
+		}
+		if u, err := checkHTTPURL(a.IntrospectionEndpoint); err != nil {
+			v.add("api.introspection_endpoint", "%q: %v", a.IntrospectionEndpoint, err)
+		} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			v.add("api.introspection_endpoint", "%q: must use https (http is allowed only for localhost, 127.0.0.1 and ::1)", a.IntrospectionEndpoint)
+		}
+	}
+	if a.IntrospectionCacheTTL < time.Second || a.IntrospectionCacheTTL > time.Hour {
+		v.add("api.introspection_cache_ttl", "%s: must be from 1s to 1h", formatDuration(a.IntrospectionCacheTTL))
+	}
+	if a.IntrospectionRate < 1 || a.IntrospectionRate > 10000 {
+		v.add("api.introspection_rate", "%d: must be from 1 to 10000", a.IntrospectionRate)
+	}
 }
 
 // secretPair checks a secret that may be set inline or through a file:
