@@ -146,9 +146,10 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		Logger:       log,
 
 		AcceptedAudiences: cfg.API.AcceptedAudiences,
+		AcceptIDTokens:    cfg.API.AcceptIDTokens,
 	})
 	var bearer proxy.BearerVerifier
-	if len(cfg.API.AcceptedAudiences) > 0 {
+	if len(cfg.API.AcceptedAudiences) > 0 || len(cfg.API.AcceptIDTokens) > 0 {
 		bearer = a.login
 	}
 	if cfg.API.Introspection {

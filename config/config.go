@@ -269,6 +269,12 @@ type API struct {
 	// second; a token that would exceed it gets 503 (retry). Cached
 	// answers cost nothing. From 1 to 10000. Default 20.
 	IntrospectionRate int `mapstructure:"introspection_rate"`
+	// AcceptIDTokens are audiences (client ids) whose ID tokens are accepted
+	// as bearer tokens, for providers whose access tokens are opaque. Empty
+	// (the default) refuses ID tokens as bearer tokens. An ID token says who
+	// signed in to that client, not what the bearer may call: accept it only
+	// for your own clients, whose ID tokens never leave them.
+	AcceptIDTokens []string `mapstructure:"accept_id_tokens"`
 }
 
 // Route sends matching requests to one upstream.

@@ -94,6 +94,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.nonEmpty("api.accepted_audiences", c.API.AcceptedAudiences)
+	v.nonEmpty("api.accept_id_tokens", c.API.AcceptIDTokens)
 	c.validateIntrospection(v)
 	c.validateRoutes(v)
 	for i, p := range c.TrustedProxies {
