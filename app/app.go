@@ -19,8 +19,10 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,18 +55,48 @@ var (
 )
 
 // App is one Gatehouse instance.
+//
+// Its long-lived parts (the session store, the token minter, the metrics)
+// are built once; everything else a configuration says (routes, policies,
+// upstreams, cookie secrets, the OpenID client's settings) lives in a
+// generation that a reload replaces as a whole: the listener's handler
+// loads the current generation once per request, so a request in flight
+// finishes on the generation it started with.
 type App struct {
+	// cfg is the configuration the App started with. The keys a reload
+	// cannot change (listeners, server.*, the session store) are read from
+	// it; see restartOnly.
 	cfg     *config.Config
 	log     *slog.Logger
+	opts    Options
 	store   store
 	minter  *tokenmint.Minter
-	login   *oidcclient.Client
-	handler *proxy.Server
 	reg     *prometheus.Registry
+	metrics *proxy.Metrics
+	reloads *reloadMetrics
+
+	gen     atomic.Pointer[generation] // what serves now
+	handler http.Handler               // the listener's: one atomic load per request
+
+	// reloadMu serializes reloads and guards the fields below it.
+	reloadMu       sync.Mutex
+	lastAttempt    string                    // hash (or error) of the last configuration loaded
+	attemptedFiles []string                  // the files it named, watched too
+	ephemeral      map[string]*tokenmint.Key // development keys by algorithm, kept across reloads
 
 	srv, metricsSrv *http.Server
 	ln, metricsLn   net.Listener
 	wg              sync.WaitGroup
+}
+
+// generation is everything built from one configuration.
+type generation struct {
+	cfg       *config.Config
+	server    *proxy.Server
+	login     *oidcclient.Client
+	transport *http.Transport
+	keys      []*tokenmint.Key
+	hash      string // gatehouse_config_info's label
 }
 
 // Options are the parts a caller may supply instead of the configuration.
@@ -72,7 +104,8 @@ type Options struct {
 	// Keys sign minted tokens instead of token.signing_key_files (the demo's
 	// ephemeral key). Nil with no files configured = an ephemeral key.
 	Keys []*tokenmint.Key
-	// HTTPClient talks to the identity provider. Nil = 10s-timeout client.
+	// HTTPClient talks to the identity provider. Nil = a client with
+	// oidc.discovery_timeout as its timeout.
 	HTTPClient *http.Client
 	// Listener, if set, is used instead of binding the listen key (tests
 	// and the demo learn the address before the app is built).
@@ -80,13 +113,75 @@ type Options struct {
 	// Version is the release this binary is, for gatehouse_build_info
 	// (the command line's version). Empty = "unknown".
 	Version string
+
+	// ConfigFile and Getenv are where the configuration came from
+	// (config.Load's arguments): a reload loads it from them again. While
+	// Run runs, ConfigFile and every file the configuration names (secrets,
+	// keys) are watched, and a change reloads. Both empty = reloading is
+	// off (a configuration built in code).
+	ConfigFile string
+	Getenv     func(string) string
+	// ReloadSignals, if set, reloads once per value received while Run
+	// runs: serve hands it SIGHUP.
+	ReloadSignals <-chan os.Signal
+	// OnReload, if set, is called after every reload attempt with its
+	// outcome (not for a file event that changed nothing).
+	OnReload func(ReloadResult)
 }
 
 // New builds an App from a validated configuration. It does not listen yet.
 func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
-	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ln: opts.Listener}
+	a := &App{cfg: cfg, log: log, opts: opts, reg: prometheus.NewRegistry(), ln: opts.Listener, ephemeral: map[string]*tokenmint.Key{}}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo(opts.Version))
 
+	if cfg.Session.Store == "redis" {
+		// go-redis logs pool trouble through a process-wide logger; send it
+		// to ours so it is structured and leveled like everything else.
+		redis.SetLogger(redisLogger{log.With("component", "redis")})
+	}
+	keys, err := a.signingKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if a.minter, err = tokenmint.NewMinter(tokenmint.Config{Issuer: tokenIssuer(cfg), TTL: cfg.Token.TTL, Keys: keys}); err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	// The store comes last of the fallible steps: it may hold connections.
+	if a.store, err = newStore(cfg, log); err != nil {
+		return nil, err
+	}
+	if c, ok := a.store.(*sessionstore.Cached); ok {
+		a.reg.MustRegister(sessionCacheMetrics(c)...)
+	}
+	a.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_tokens_minted_total", Help: "Upstream tokens signed."},
+			func() float64 { m, _ := a.minter.Stats(); return float64(m) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_token_cache_hits_total", Help: "Upstream tokens served from the cache."},
+			func() float64 { _, h := a.minter.Stats(); return float64(h) }),
+	)
+	a.metrics = proxy.NewMetrics(a.reg)
+	a.reloads = newReloadMetrics(a.reg)
+
+	gen, err := a.build(cfg, keys, nil)
+	if err != nil {
+		a.store.Close()
+		return nil, err
+	}
+	a.gen.Store(gen)
+	a.lastAttempt = gen.hash
+	a.reloads.applied(gen, time.Now())
+	a.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.gen.Load().server.ServeHTTP(w, r)
+	})
+	return a, nil
+}
+
+// build makes a generation of cfg, signing with keys. Parts whose settings
+// did not change since prev (the OpenID client, the upstream transport) are
+// carried over, so their caches and connections survive a reload. A new
+// OpenID client is not discovered yet.
+func (a *App) build(cfg *config.Config, keys []*tokenmint.Key, prev *generation) (*generation, error) {
+	g := &generation{cfg: cfg, keys: keys, hash: configHash(cfg, keys)}
 	pub, err := url.Parse(cfg.PublicURL)
 	if err != nil {
 		return nil, fmt.Errorf("public_url: %w", err)
@@ -99,62 +194,20 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cookie.secrets: %w", err)
 	}
-	if cfg.Session.Store == "redis" {
-		// go-redis logs pool trouble through a process-wide logger; send it
-		// to ours so it is structured and leveled like everything else.
-		redis.SetLogger(redisLogger{log.With("component", "redis")})
-	}
-	if a.store, err = newStore(cfg, log); err != nil {
-		return nil, err
-	}
-	if c, ok := a.store.(*sessionstore.Cached); ok {
-		a.reg.MustRegister(sessionCacheMetrics(c)...)
-	}
-	keys, err := a.signingKeys(opts.Keys)
-	if err != nil {
-		return nil, err
-	}
-	issuer := cfg.Token.Issuer
-	if issuer == "" {
-		issuer = strings.TrimSuffix(cfg.PublicURL, "/")
-	}
-	if a.minter, err = tokenmint.NewMinter(tokenmint.Config{Issuer: issuer, TTL: cfg.Token.TTL, Keys: keys}); err != nil {
-		return nil, fmt.Errorf("token: %w", err)
-	}
-	a.reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_tokens_minted_total", Help: "Upstream tokens signed."},
-			func() float64 { m, _ := a.minter.Stats(); return float64(m) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_token_cache_hits_total", Help: "Upstream tokens served from the cache."},
-			func() float64 { _, h := a.minter.Stats(); return float64(h) }),
-	)
 
-	providerClient := opts.HTTPClient
-	if providerClient == nil {
-		// Every call to the provider (discovery, keys, code exchange) is
-		// bounded by oidc.discovery_timeout.
-		providerClient = &http.Client{Timeout: cfg.OIDC.DiscoveryTimeout}
+	lc := a.loginConfig(cfg)
+	if prev != nil && sameLogin(prev.cfg, cfg) {
+		g.login = prev.login
+	} else {
+		g.login = oidcclient.New(lc)
 	}
-	a.login = oidcclient.New(oidcclient.Config{
-		Issuer:       cfg.OIDC.Issuer,
-		ClientID:     cfg.OIDC.ClientID,
-		ClientSecret: cfg.OIDC.ClientSecret,
-		RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + "/oauth2/callback",
-		Scopes:       cfg.OIDC.Scopes,
-		GroupsClaim:  cfg.OIDC.GroupsClaim,
-		GroupsClaims: cfg.OIDC.GroupsClaims,
-		HTTPClient:   providerClient,
-		Logger:       log,
-
-		AcceptedAudiences: cfg.API.AcceptedAudiences,
-		AcceptIDTokens:    cfg.API.AcceptIDTokens,
-	})
 	var bearer proxy.BearerVerifier
 	if len(cfg.API.AcceptedAudiences) > 0 || len(cfg.API.AcceptIDTokens) > 0 {
-		bearer = a.login
+		bearer = g.login
 	}
 	if cfg.API.Introspection {
 		// Opaque tokens are checked at the provider; JWTs as before.
-		bearer = oidcclient.NewIntrospector(a.login, oidcclient.IntrospectionConfig{
+		bearer = oidcclient.NewIntrospector(g.login, oidcclient.IntrospectionConfig{
 			Endpoint: cfg.API.IntrospectionEndpoint,
 			CacheTTL: cfg.API.IntrospectionCacheTTL,
 			Rate:     cfg.API.IntrospectionRate,
@@ -172,13 +225,23 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.handler, err = proxy.New(proxy.Config{
+	if prev != nil && prev.cfg.UpstreamTransport == cfg.UpstreamTransport {
+		g.transport = prev.transport
+	} else {
+		g.transport = proxy.NewTransport(proxy.TransportConfig{
+			DialTimeout:           cfg.UpstreamTransport.DialTimeout,
+			ResponseHeaderTimeout: cfg.UpstreamTransport.ResponseHeaderTimeout,
+			IdleConnTimeout:       cfg.UpstreamTransport.IdleConnTimeout,
+			MaxIdleConnsPerHost:   cfg.UpstreamTransport.MaxIdleConnsPerHost,
+		})
+	}
+	g.server, err = proxy.New(proxy.Config{
 		PublicURL: pub,
 		Cookie:    proxy.CookieConfig{Name: cfg.Cookie.Name, Secure: cfg.Cookie.Secure, Codec: codec, FlowCodec: flowCodec},
 		Session:   proxy.SessionConfig{Store: a.store, IdleTimeout: cfg.Session.IdleTimeout, MaxLifetime: cfg.Session.MaxLifetime},
 		Token:     proxy.TokenConfig{Minter: a.minter, JWKS: a.minter.JWKSHandler(), Header: cfg.Token.Header, Scheme: cfg.Token.Scheme},
 		Login: proxy.LoginConfig{
-			Client: a.login, ClientID: cfg.OIDC.ClientID, ProviderLogout: cfg.OIDC.ProviderLogout,
+			Client: g.login, ClientID: cfg.OIDC.ClientID, ProviderLogout: cfg.OIDC.ProviderLogout,
 			Bearer: bearer, Redirects: policy,
 		},
 		Policy: proxy.Policy{
@@ -190,44 +253,90 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		},
 		Routes:         routes,
 		TrustedProxies: trusted,
-		Transport: proxy.NewTransport(proxy.TransportConfig{
-			DialTimeout:           cfg.UpstreamTransport.DialTimeout,
-			ResponseHeaderTimeout: cfg.UpstreamTransport.ResponseHeaderTimeout,
-			IdleConnTimeout:       cfg.UpstreamTransport.IdleConnTimeout,
-			MaxIdleConnsPerHost:   cfg.UpstreamTransport.MaxIdleConnsPerHost,
-		}),
-		Logger:    log,
-		AccessLog: cfg.Log.AccessLog,
-		Metrics:   proxy.NewMetrics(a.reg),
+		Transport:      g.transport,
+		Logger:         a.log,
+		AccessLog:      cfg.Log.AccessLog,
+		Metrics:        a.metrics,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return a, nil
+	return g, nil
 }
 
-func (a *App) signingKeys(given []*tokenmint.Key) ([]*tokenmint.Key, error) {
-	if len(given) > 0 {
-		return given, nil
+// loginConfig is the OpenID client's configuration from cfg.
+func (a *App) loginConfig(cfg *config.Config) oidcclient.Config {
+	providerClient := a.opts.HTTPClient
+	if providerClient == nil {
+		// Every call to the provider (discovery, keys, code exchange) is
+		// bounded by oidc.discovery_timeout.
+		providerClient = &http.Client{Timeout: cfg.OIDC.DiscoveryTimeout}
 	}
-	if len(a.cfg.Token.SigningKeyFiles) > 0 {
-		keys, err := tokenmint.LoadKeyFiles(a.cfg.Token.SigningKeyFiles)
+	return oidcclient.Config{
+		Issuer:       cfg.OIDC.Issuer,
+		ClientID:     cfg.OIDC.ClientID,
+		ClientSecret: cfg.OIDC.ClientSecret,
+		RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + "/oauth2/callback",
+		Scopes:       cfg.OIDC.Scopes,
+		GroupsClaim:  cfg.OIDC.GroupsClaim,
+		GroupsClaims: cfg.OIDC.GroupsClaims,
+		HTTPClient:   providerClient,
+		Logger:       a.log,
+
+		AcceptedAudiences: cfg.API.AcceptedAudiences,
+		AcceptIDTokens:    cfg.API.AcceptIDTokens,
+	}
+}
+
+// sameLogin reports whether the OpenID client of a and of b would be
+// configured alike (loginConfig's inputs).
+func sameLogin(a, b *config.Config) bool {
+	return a.OIDC.Issuer == b.OIDC.Issuer && a.OIDC.ClientID == b.OIDC.ClientID &&
+		a.OIDC.ClientSecret == b.OIDC.ClientSecret && a.PublicURL == b.PublicURL &&
+		slices.Equal(a.OIDC.Scopes, b.OIDC.Scopes) && a.OIDC.GroupsClaim == b.OIDC.GroupsClaim &&
+		slices.Equal(a.OIDC.GroupsClaims, b.OIDC.GroupsClaims) &&
+		a.OIDC.DiscoveryTimeout == b.OIDC.DiscoveryTimeout &&
+		slices.Equal(a.API.AcceptedAudiences, b.API.AcceptedAudiences) &&
+		slices.Equal(a.API.AcceptIDTokens, b.API.AcceptIDTokens)
+}
+
+// tokenIssuer is the iss of minted tokens: token.issuer, else public_url.
+func tokenIssuer(cfg *config.Config) string {
+	if cfg.Token.Issuer != "" {
+		return cfg.Token.Issuer
+	}
+	return strings.TrimSuffix(cfg.PublicURL, "/")
+}
+
+// signingKeys returns the keys cfg signs with: Options.Keys, else the
+// token.signing_key_files, else one ephemeral key per algorithm, made once
+// and kept across reloads. Callers hold reloadMu (or are New).
+func (a *App) signingKeys(cfg *config.Config) ([]*tokenmint.Key, error) {
+	if len(a.opts.Keys) > 0 {
+		return a.opts.Keys, nil
+	}
+	if len(cfg.Token.SigningKeyFiles) > 0 {
+		keys, err := tokenmint.LoadKeyFiles(cfg.Token.SigningKeyFiles)
 		if err != nil {
 			return nil, fmt.Errorf("token.signing_key_files: %w", err)
 		}
-		if alg := a.cfg.Token.Algorithm; alg != "" && keys[0].Algorithm() != alg {
+		if alg := cfg.Token.Algorithm; alg != "" && keys[0].Algorithm() != alg {
 			return nil, fmt.Errorf("token.algorithm: %q, but the first signing key is an %s key", alg, keys[0].Algorithm())
 		}
 		return keys, nil
 	}
-	alg := a.cfg.Token.Algorithm
+	alg := cfg.Token.Algorithm
 	if alg == "" {
 		alg = "ES256"
+	}
+	if k := a.ephemeral[alg]; k != nil {
+		return []*tokenmint.Key{k}, nil
 	}
 	k, err := tokenmint.GenerateKey(alg)
 	if err != nil {
 		return nil, fmt.Errorf("token.algorithm: %w", err)
 	}
+	a.ephemeral[alg] = k
 	a.log.Warn("EPHEMERAL SIGNING KEY: token.signing_key_files is empty, so minted tokens are signed with a key that dies with this process and differs between replicas; for development only",
 		"kid", k.KeyID(), "alg", alg)
 	return []*tokenmint.Key{k}, nil
@@ -363,9 +472,10 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 // Discover runs OpenID discovery once, now. Run retries it in the
 // background anyway; callers that must not serve a login before the provider
 // is known (the demo) call this first.
-func (a *App) Discover(ctx context.Context) error { return a.login.Discover(ctx) }
+func (a *App) Discover(ctx context.Context) error { return a.gen.Load().login.Discover(ctx) }
 
-// Handler is the proxy listener's handler.
+// Handler is the proxy listener's handler. It serves every request with
+// the configuration current when the request arrives.
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Minter is the app's token minter (its JWKS verifies minted tokens).
@@ -386,7 +496,7 @@ func (a *App) OpsHandler() http.Handler {
 		if err := a.store.Ping(ctx); err != nil {
 			checks["session_store"], ready = err.Error(), false
 		}
-		if err := a.login.Ready(); err != nil {
+		if err := a.gen.Load().login.Ready(); err != nil {
 			checks["identity_provider"], ready = err.Error(), false
 		}
 		body := map[string]any{"ready": ready, "checks": checks}
@@ -458,7 +568,12 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	loginCtx, stopLogin := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLogin()
-	go a.login.Run(loginCtx)
+	// A client a reload makes is discovered before it serves; only the
+	// first one retries in the background.
+	go a.gen.Load().login.Run(loginCtx)
+	if a.reloadable() || a.opts.ReloadSignals != nil {
+		a.wg.Go(func() { a.watch(loginCtx) })
+	}
 
 	a.srv, a.metricsSrv = a.server(a.handler), a.server(a.OpsHandler())
 	errc := make(chan error, 2)
@@ -485,8 +600,8 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("shutdown: %w", err)
 	}
 	_ = a.metricsSrv.Shutdown(sctx)
+	stopLogin() // and the watcher
 	a.wg.Wait()
-	stopLogin()
 	if err := a.store.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
