@@ -11,9 +11,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -50,7 +52,9 @@ var commands = map[string]struct{ summary, operands string }{
 	"serve": {summary: "Run the proxy until SIGTERM or SIGINT, then drain in-flight requests for up to\n" +
 		"server.shutdown_timeout. The configuration comes from --config FILE (or\n" +
 		"GATEHOUSE_CONFIG), GATEHOUSE_<KEY> environment variables and --set; see\n" +
-		"config.example.yaml for every key."},
+		"config.example.yaml for every key. SIGHUP, or a change of the file or of a\n" +
+		"file it names (secrets, keys), reloads it; a bad one is refused and the\n" +
+		"running one keeps serving (docs/operations.md)."},
 	"demo": {summary: "Run Gatehouse, a development OpenID provider and an echo upstream in one\n" +
 		"process on 127.0.0.1, with the memory session store: nothing to configure."},
 	"config check": {summary: "Load and validate the configuration as serve would, list every problem by\n" +
@@ -262,12 +266,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if done, err := parseFlags(fs, args, stdout); done || err != nil {
 		return err
 	}
+	// SIGHUP reloads the configuration. Caught from here on, so that one
+	// arriving during startup does not kill the process (its default).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := load(*path, sets.over(getenv))
 	if err != nil {
 		return err
 	}
 	log := app.NewLogger(stderr, cfg.Log.Format, cfg.Log.Level)
-	a, err := app.New(cfg, log, app.Options{Version: version()})
+	file := *path
+	if file == "" {
+		file = getenv("GATEHOUSE_CONFIG")
+	}
+	a, err := app.New(cfg, log, app.Options{
+		Version:    version(),
+		ConfigFile: file, Getenv: sets.over(getenv), ReloadSignals: hup,
+	})
 	if err != nil {
 		return err
 	}
