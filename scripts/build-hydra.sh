@@ -40,7 +40,7 @@ tmp=$(mktemp "$dir/hydra.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 echo "build-hydra: building Ory Hydra $version into $dir (once; a few minutes)" >&2
 start=$(date +%s)
-GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=1 "$GO" build -trimpath \
+GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=1 "$GO" build -trimpath \
   -tags sqlite,sqlite_omit_load_extension \
   -ldflags "-s -w -X github.com/ory/hydra/v2/driver/config.Version=$version" \
   -o "$tmp" github.com/ory/hydra/v2
