@@ -2,11 +2,8 @@ package sessionstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,61 +20,24 @@ const maxOnce = 10000
 // many one-time values as it keeps.
 var ErrTooMany = errors.New("sessionstore: too many one-time values pending")
 
-func onceHash(key string) string {
-	sum := sha256.Sum256([]byte("gatehouse-once\x00" + key))
-	return hex.EncodeToString(sum[:])
-}
-
-// onceMap is Memory's one-time values; its zero value is ready.
-type onceMap struct {
-	mu sync.Mutex
-	m  map[string]onceEntry
-}
-
-type onceEntry struct {
-	value []byte
-	exp   time.Time
-}
-
 // PutOnce keeps value under key for ttl, to be taken once.
 func (m *Memory) PutOnce(_ context.Context, key string, value []byte, ttl time.Duration) error {
 	now := m.now()
-	o := &m.once
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.m == nil {
-		o.m = make(map[string]onceEntry)
-	}
-	if len(o.m) >= maxOnce {
-		for k, e := range o.m {
-			if !now.Before(e.exp) {
-				delete(o.m, k)
-			}
-		}
-		if len(o.m) >= maxOnce {
-			return ErrTooMany
-		}
-	}
-	o.m[onceHash(key)] = onceEntry{append([]byte(nil), value...), now.Add(ttl)}
-	return nil
+	_, err := m.once.put(now, keyHash("once", key), append([]byte(nil), value...), now.Add(ttl), false, maxOnce, ErrTooMany)
+	return err
 }
 
 // TakeOnce returns the value under key and forgets it; ErrNotFound when
 // there is none: unknown, already taken or expired.
 func (m *Memory) TakeOnce(_ context.Context, key string) ([]byte, error) {
-	h := onceHash(key)
-	o := &m.once
-	o.mu.Lock()
-	e, ok := o.m[h]
-	delete(o.m, h)
-	o.mu.Unlock()
-	if !ok || !m.now().Before(e.exp) {
+	v, ok := m.once.take(m.now(), keyHash("once", key))
+	if !ok {
 		return nil, ErrNotFound
 	}
-	return e.value, nil
+	return v, nil
 }
 
-func (r *Redis) onceKey(key string) string { return r.prefix + ":o:{" + onceHash(key) + "}" }
+func (r *Redis) onceKey(key string) string { return r.prefix + ":o:{" + keyHash("once", key) + "}" }
 
 // PutOnce keeps value under key for ttl, to be taken once.
 func (r *Redis) PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error {

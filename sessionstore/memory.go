@@ -42,8 +42,8 @@ type Memory struct {
 	byExpiry expiryHeap // soonest ExpiresAt first
 
 	locks map[ID]time.Time // TryLock: held until
-	once  onceMap          // PutOnce / TakeOnce
-	used  usedMap          // MarkUsed / UnmarkUsed
+	once  ttlMap           // PutOnce / TakeOnce
+	used  ttlMap           // MarkUsed / UnmarkUsed
 
 	stop      chan struct{}
 	done      chan struct{}

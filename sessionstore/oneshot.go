@@ -2,11 +2,8 @@ package sessionstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -23,17 +20,6 @@ const maxUsed = 100000
 // token for now (a 5xx, so it is retried) rather than accept a replay.
 var ErrTooManyUsed = errors.New("sessionstore: too many one-shot keys remembered")
 
-func usedHash(key string) string {
-	sum := sha256.Sum256([]byte("gatehouse-used\x00" + key))
-	return hex.EncodeToString(sum[:])
-}
-
-// usedMap is Memory's used keys; its zero value is ready.
-type usedMap struct {
-	mu sync.Mutex
-	m  map[string]time.Time // hash -> until
-}
-
 // errUntilPassed: MarkUsed was asked to remember a key for no time at all,
 // which can only be a caller's mistake.
 func errUntilPassed(until time.Time) error {
@@ -48,43 +34,19 @@ func (m *Memory) MarkUsed(_ context.Context, key string, until time.Time) (first
 	if !until.After(now) {
 		return false, errUntilPassed(until)
 	}
-	h := usedHash(key)
-	u := &m.used
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.m == nil {
-		u.m = make(map[string]time.Time)
-	}
-	if exp, ok := u.m[h]; ok && now.Before(exp) {
-		return false, nil
-	}
-	if len(u.m) >= maxUsed {
-		for k, exp := range u.m {
-			if !now.Before(exp) {
-				delete(u.m, k)
-			}
-		}
-		if len(u.m) >= maxUsed {
-			return false, ErrTooManyUsed
-		}
-	}
-	u.m[h] = until
-	return true, nil
+	return m.used.put(now, keyHash("used", key), nil, until, true, maxUsed, ErrTooManyUsed)
 }
 
 // UnmarkUsed forgets that key was used, so a token whose processing failed
 // after MarkUsed can be tried again.
 func (m *Memory) UnmarkUsed(_ context.Context, key string) error {
-	u := &m.used
-	u.mu.Lock()
-	delete(u.m, usedHash(key))
-	u.mu.Unlock()
+	m.used.take(m.now(), keyHash("used", key))
 	return nil
 }
 
 // usedKey is the Redis key of a used key: one key per token, under the
 // configured prefix, its hash in braces like every other key of the store.
-func (r *Redis) usedKey(key string) string { return r.prefix + ":r:{" + usedHash(key) + "}" }
+func (r *Redis) usedKey(key string) string { return r.prefix + ":r:{" + keyHash("used", key) + "}" }
 
 // MarkUsed marks key used until until, on every replica (SET NX with an
 // expiry), and reports whether it was not used yet (first). until must be

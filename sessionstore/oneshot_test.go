@@ -169,9 +169,9 @@ func TestMemoryOneShotBound(t *testing.T) {
 	clock := newFakeClock()
 	m := NewMemory(MemoryConfig{Now: clock.Now})
 	t.Cleanup(func() { m.Close() })
-	m.used.m = make(map[string]time.Time, maxUsed)
+	m.used.m = make(map[string]ttlEntry, maxUsed)
 	for i := range maxUsed {
-		m.used.m[usedHash(strconv.Itoa(i))] = clock.Now().Add(time.Minute)
+		m.used.m[keyHash("used", strconv.Itoa(i))] = ttlEntry{exp: clock.Now().Add(time.Minute)}
 	}
 	if _, err := m.MarkUsed(ctx, "one-too-many", clock.Now().Add(time.Minute)); !errors.Is(err, ErrTooManyUsed) {
 		t.Fatalf("MarkUsed when full = %v; want ErrTooManyUsed", err)
