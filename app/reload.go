@@ -154,6 +154,9 @@ func (a *App) reload(ctx context.Context, trigger string) ReloadResult {
 		err = a.minter.Reconfigure(tokenIssuer(next), next.Token.TTL, keys)
 	}
 	if err != nil {
+		// Not the configuration's fault alone (the provider may be down):
+		// the next file event tries again even if the files stay the same.
+		a.lastAttempt = ""
 		res.Err = fmt.Errorf("reload refused:\n  %w", err)
 		a.refused(&res)
 		return res
@@ -255,12 +258,26 @@ func walkConfig(prefix string, a, b reflect.Value, fn func(key string, a, b refl
 		if !f.IsExported() || tag == "" {
 			continue
 		}
-		if f.Type.Kind() == reflect.Struct {
+		if isSection(f.Type) {
 			walkConfig(prefix+tag+".", a.Field(i), b.Field(i), fn)
 			continue
 		}
 		fn(prefix+tag, a.Field(i), b.Field(i))
 	}
+}
+
+// isSection reports whether t is a configuration section (a struct of keys)
+// rather than a value that happens to be a struct.
+func isSection(t reflect.Type) bool {
+	if t.Kind() != reflect.Struct {
+		return false
+	}
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("mapstructure") != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // configHash identifies a configuration and its signing keys: equal hashes,
