@@ -215,14 +215,17 @@ func (b *tab) cookie(url, name string) *network.Cookie {
 }
 
 // screenshot saves the whole page as a PNG in the test's temporary
-// directory, for debugging.
+// directory, for debugging; a screenshot that cannot be taken is logged.
 func (b *tab) screenshot(name string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
-		b.t.Fatalf("screenshot: %v", err)
+		// A debugging aid, not an assertion: headless Chromium sometimes
+		// reports a 0-width page between layouts.
+		b.t.Logf("screenshot %s not taken: %v", name, err)
+		return
 	}
 	path := filepath.Join(b.t.TempDir(), name)
 	if err := os.WriteFile(path, png, 0o600); err != nil {
