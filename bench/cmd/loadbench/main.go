@@ -52,23 +52,30 @@ func main() {
 // options are the command line.
 type options struct {
 	gatehouse, gatehousePprof, oauth2Proxy, redisServer, wrk, goBin string
+	refProxy, nginx                                                 string
 	out, revision                                                   string
 	duration, warmup                                                time.Duration
 	rounds, conns, threads                                          int
 	scenarios                                                       string
 	sessions, revokeTrials                                          int
-	equalLoad                                                       bool
+	idleConns, slowClients                                          int
+	equalLoad, profile                                              bool
 }
 
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
 	fs.StringVar(&o.gatehouse, "gatehouse", "", "Gatehouse binary (required)")
-	fs.StringVar(&o.gatehousePprof, "gatehouse-pprof", "", "the bench/cmd/gatehouse-pprof binary: run the main Gatehouse with pprof and print CPU and allocation profiles")
+	fs.StringVar(&o.gatehousePprof, "gatehouse-pprof", "", "the bench/cmd/gatehouse-pprof binary: Gatehouse with pprof, for -profile and for the connection and slow-client instances (whose memory is read after a forced GC)")
+	fs.BoolVar(&o.profile, "profile", false, "run the main Gatehouse as -gatehouse-pprof and print CPU and allocation profiles")
 	fs.StringVar(&o.oauth2Proxy, "oauth2-proxy", "", "oauth2-proxy v7.15.6 binary (required)")
 	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server binary")
 	fs.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
 	fs.StringVar(&o.goBin, "go", "go", "go binary, for go tool pprof")
+	fs.StringVar(&o.refProxy, "refproxy", "", "the bench/cmd/refproxy binary, for rp-ref (required when rp-ref runs)")
+	fs.StringVar(&o.nginx, "nginx", "nginx", "nginx binary, for nginx-ref and the ingress scenarios")
+	fs.IntVar(&o.idleConns, "idle-conns", 10000, "keep-alive connections held open on a Gatehouse of their own, 1 % of them busy; 0 = skip")
+	fs.IntVar(&o.slowClients, "slow-clients", 500, "slow clients (half dribbling headers, half bodies) beside a wrk run; 0 = skip")
 	fs.StringVar(&o.revision, "revision", "", "what Gatehouse was built from, for the report (e.g. git describe --dirty)")
 	fs.StringVar(&o.out, "out", "", "directory for logs, wrk output, profiles and results.json (required)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured wrk run per scenario and round (whole seconds)")
@@ -99,8 +106,17 @@ func parseFlags(args []string) (options, error) {
 	if o.rounds < 1 || o.conns < 1 || o.threads < 1 || o.threads > o.conns {
 		problems = append(problems, "-rounds, -connections and -threads must be positive, threads at most connections")
 	}
-	if o.sessions < 0 || o.revokeTrials < 0 {
-		problems = append(problems, "-sessions and -revoke-trials must not be negative")
+	if o.sessions < 0 || o.revokeTrials < 0 || o.idleConns < 0 || o.slowClients < 0 {
+		problems = append(problems, "-sessions, -revoke-trials, -idle-conns and -slow-clients must not be negative")
+	}
+	if o.slowClients == 1 {
+		problems = append(problems, "-slow-clients must be 0 or at least 2 (half dribble headers, half bodies)")
+	}
+	if o.profile && o.gatehousePprof == "" {
+		problems = append(problems, "-profile needs -gatehouse-pprof")
+	}
+	if o.wants("rp-ref") && o.refProxy == "" {
+		problems = append(problems, "-refproxy is required for the rp-ref scenario")
 	}
 	for _, s := range o.selected() {
 		if !slices.Contains(allScenarios, s) {
@@ -115,8 +131,13 @@ func parseFlags(args []string) (options, error) {
 
 // allScenarios in table order.
 var allScenarios = []string{
-	"direct", "o2p-proxy", "gh-proxy", "o2p-auth", "gh-auth", "o2p-bearer", "gh-bearer",
-	"o2p-proxy-200g", "gh-proxy-200g", "gh-proxy-100routes",
+	"direct", "nginx-ref", "rp-ref", "o2p-proxy", "gh-proxy", "o2p-auth", "gh-auth", "o2p-bearer", "gh-bearer",
+	"o2p-proxy-200g", "gh-proxy-200g", "gh-proxy-100routes", "ingress-none", "ingress-o2p", "ingress-gh",
+}
+
+// wantsNginx reports whether any selected scenario runs through nginx.
+func (o options) wantsNginx() bool {
+	return slices.ContainsFunc(o.selected(), func(s string) bool { return s == "nginx-ref" || strings.HasPrefix(s, "ingress-") })
 }
 
 func (o options) selected() []string {
@@ -171,6 +192,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "loadbench: "+format+"\n", a...) }
+	if o.idleConns > 0 {
+		// Before any child starts: children inherit the raised limit.
+		limit, err := raiseNofile(uint64(o.idleConns + fdHeadroom))
+		if err != nil {
+			return err
+		}
+		if limit < uint64(o.idleConns+fdHeadroom) {
+			return fmt.Errorf("loadbench: -idle-conns %d needs %d file descriptors; the limit is %d (raise the hard limit, ulimit -Hn, or lower BENCH_IDLE_CONNS)",
+				o.idleConns, o.idleConns+fdHeadroom, limit)
+		}
+	}
 
 	var procs []*proc
 	defer func() {
@@ -202,6 +234,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		{name: "gatehouse", want: true},
 		{name: "gatehouse-b", want: o.revokeTrials > 0},
 		{name: "gatehouse-routes", want: o.wants("gh-proxy-100routes")},
+		// Fresh instances for the connection and slow-client figures, so
+		// their memory is not hidden in a heap the rounds already grew.
+		{name: "gatehouse-conns", want: o.idleConns > 0},
+		{name: "gatehouse-slow", want: o.slowClients > 0},
 	}
 	clients := []devidp.Client{{ID: nativeClientID, RedirectURIs: []string{nativeRedirect}}}
 	for _, in := range instances {
@@ -250,7 +286,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			})
 		} else {
 			bin, pprofAddr := o.gatehouse, ""
-			if in.name == "gatehouse" && o.gatehousePprof != "" {
+			withPprof := (in.name == "gatehouse" && o.profile) || in.name == "gatehouse-conns" || in.name == "gatehouse-slow"
+			if withPprof && o.gatehousePprof != "" {
 				p, perr := freePort()
 				if perr != nil {
 					return perr
@@ -274,6 +311,36 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		logf("%s pid %d on %s", in.name, in.proxy.pid(), in.proxy.url)
 	}
 	o2p, gh := instances[0].proxy, instances[1].proxy
+
+	// The reference proxies and the ingress: they only pass requests on.
+	var ngx *nginxServer
+	if o.wantsNginx() {
+		c := nginxConf{Workers: runtime.NumCPU(), App: strings.TrimPrefix(up.url, "http://"), RefCookie: gh.cookie, AuthSource: authSource}
+		ports := make([]int, 4)
+		for i := range ports {
+			if ports[i], err = freePort(); err != nil {
+				return err
+			}
+		}
+		c.RefListen, c.NoneListen = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+		c.Auth = []nginxAuth{
+			{Name: "gh", Addr: strings.TrimPrefix(gh.url, "http://"), Listen: fmt.Sprintf("127.0.0.1:%d", ports[2]), Cookie: gh.cookie},
+			{Name: "o2p", Addr: strings.TrimPrefix(o2p.url, "http://"), Listen: fmt.Sprintf("127.0.0.1:%d", ports[3]), Cookie: o2p.cookie},
+		}
+		if ngx, err = startNginx(o.nginx, o.out, c); err != nil {
+			return err
+		}
+		procs = append(procs, ngx.proc)
+		logf("nginx pid %d (%d workers) on %s, %s, %s, %s", ngx.pid(), c.Workers, ngx.ref, ngx.none, ngx.ingress["gh"], ngx.ingress["o2p"])
+	}
+	var rp *proxy
+	if o.wants("rp-ref") {
+		if rp, err = startRefProxy(o.refProxy, o.out, up.url, gh.cookie, max(256, o.conns)); err != nil {
+			return err
+		}
+		procs = append(procs, rp.proc)
+		logf("refproxy pid %d on %s", rp.pid(), rp.url)
+	}
 
 	// Sign in everywhere a scenario needs a session.
 	cookies := map[string]string{}
@@ -319,6 +386,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if p := instances[3].proxy; p != nil {
 		all[9].url = p.url + "/"
 	}
+	if ngx != nil {
+		all = append(all,
+			scenario{name: "nginx-ref", label: "nginx proxy_pass, cookie present (reference)", target: ngx.proxy, url: ngx.ref + "/", hname: "Cookie", hval: cookies["gh"], upstream: true},
+			// The same request as ingress-gh's, cookie included.
+			scenario{name: "ingress-none", label: "nginx, no auth", target: ngx.proxy, url: ngx.none + "/", hname: "Cookie", hval: cookies["gh"], upstream: true, ingress: true},
+			scenario{name: "ingress-o2p", label: "nginx + oauth2-proxy (auth_request)", target: ngx.proxy, auth: o2p, url: ngx.ingress["o2p"] + "/", hname: "Cookie", hval: cookies["o2p"], upstream: true, ingress: true},
+			scenario{name: "ingress-gh", label: "nginx + Gatehouse (auth_request)", target: ngx.proxy, auth: gh, url: ngx.ingress["gh"] + "/", hname: "Cookie", hval: cookies["gh"], upstream: true, ingress: true, peer: "ingress-o2p"},
+		)
+	}
+	if rp != nil {
+		all = append(all, scenario{name: "rp-ref", label: "httputil.ReverseProxy, cookie present (reference)", target: rp, url: rp.url + "/", hname: "Cookie", hval: cookies["gh"], upstream: true})
+	}
+	// Table order is allScenarios' order.
+	slices.SortStableFunc(all, func(a, b scenario) int {
+		return slices.Index(allScenarios, a.name) - slices.Index(allScenarios, b.name)
+	})
 	var scs []scenario
 	for _, sc := range all {
 		if o.wants(sc.name) {
@@ -339,6 +422,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			m.others = append(m.others, in.proxy.proc)
 		}
 	}
+	if ngx != nil {
+		m.others = append(m.others, ngx.proc)
+	}
+	if rp != nil {
+		m.others = append(m.others, rp.proc)
+	}
 	fmt.Fprintf(stdout, "## Gatehouse vs oauth2-proxy v7.15.6 — %d rounds × %v per scenario (warm-up %v), wrk -t%d -c%d\n\n",
 		o.rounds, o.duration, o.warmup, o.threads, o.conns)
 	if o.revision != "" {
@@ -353,6 +442,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		EqualLoad  []sample            `json:"equal_load,omitempty"`
 		RedisKeys  map[string]keyUsage `json:"redis_keys,omitempty"`
 		RedisScale *redisScale         `json:"redis_scale,omitempty"`
+		Conns      *connsResult        `json:"connections,omitempty"`
+		Slow       *slowResult         `json:"slow_clients,omitempty"`
 		Problems   []string            `json:"problems,omitempty"`
 	}{PeakRSSMB: map[string]float64{}}
 
@@ -361,8 +452,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		round := map[string]sample{}
 		var list []sample
 		for _, sc := range roundOrder(scs, r) {
-			if sc.target != nil && !sc.target.alive() {
-				return sc.target.exitError()
+			for _, px := range []*proxy{sc.target, sc.auth} {
+				if px != nil && !px.alive() {
+					return px.exitError()
+				}
 			}
 			logf("round %d/%d: %s", r+1, o.rounds, sc.name)
 			s, err := m.measure(ctx, sc, r+1)
@@ -384,8 +477,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	printMedians(stdout, scs, sum, o.rounds)
 	fmt.Fprintf(stdout, "\nPeak RSS (VmHWM since start):")
 	for _, in := range instances {
-		if in.proxy == nil {
-			continue
+		if in.proxy == nil || in.name == "gatehouse-conns" || in.name == "gatehouse-slow" {
+			continue // not loaded yet
 		}
 		_, hwm, err := memKB(in.proxy.pid())
 		if err != nil {
@@ -409,6 +502,36 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 	}
 	printTargets(stdout, targets(sum, results.PeakRSSMB["gatehouse"], results.PeakRSSMB["oauth2-proxy"], results.EqualLoad))
+
+	if o.idleConns > 0 {
+		logf("%d idle keep-alive connections", o.idleConns)
+		c, err := measureConns(ctx, m, instances[4].proxy, cookies["gh"], o.idleConns, o.goBin, o.gatehousePprof)
+		if err != nil {
+			return err
+		}
+		results.Conns = c
+		printConns(stdout, c, "120 s by default")
+		for _, s := range []sample{c.Alone, c.WithIdle} {
+			if !s.ok() {
+				results.Problems = append(results.Problems, fmt.Sprintf("idle connections, wrk on the active ones: %s", s.Problem))
+			}
+		}
+	}
+	if o.slowClients > 0 {
+		logf("%d slow clients", o.slowClients)
+		sl, err := measureSlow(ctx, m, instances[5].proxy, cookies["gh"], o.slowClients, o.goBin, o.gatehousePprof)
+		if err != nil {
+			return err
+		}
+		results.Slow = sl
+		printSlow(stdout, sl)
+		for _, s := range []sample{sl.Base, sl.WithSlow} {
+			if !s.ok() {
+				results.Problems = append(results.Problems, fmt.Sprintf("slow clients, wrk's run: %s", s.Problem))
+			}
+		}
+	}
+	printTargets12(stdout, targets12(sum, results.Conns, results.Slow))
 
 	if o.revokeTrials > 0 {
 		b := instances[2].proxy

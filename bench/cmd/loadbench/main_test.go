@@ -215,13 +215,18 @@ func TestTargetVerdicts(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	base := []string{"loadbench", "-gatehouse", "g", "-oauth2-proxy", "o", "-out", "d"}
+	base := []string{"loadbench", "-gatehouse", "g", "-oauth2-proxy", "o", "-out", "d", "-refproxy", "r"}
 	o, err := parseFlags(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.duration != 10*time.Second || o.rounds != 5 || o.conns != 64 || o.threads != 2 || len(o.selected()) != len(allScenarios) {
-		t.Fatalf("defaults: got %+v; want 10s, 5 rounds, 64 connections, 2 threads, every scenario", o)
+	if o.duration != 10*time.Second || o.rounds != 5 || o.conns != 64 || o.threads != 2 || len(o.selected()) != len(allScenarios) ||
+		o.idleConns != 10000 || o.slowClients != 500 || !o.wantsNginx() || o.profile {
+		t.Fatalf("defaults: got %+v; want 10s, 5 rounds, 64 connections, 2 threads, every scenario, 10000 idle connections, 500 slow clients, no profile", o)
+	}
+	o, err = parseFlags([]string{"loadbench", "-gatehouse", "g", "-oauth2-proxy", "o", "-out", "d", "-scenarios", "gh-proxy"})
+	if err != nil || o.wantsNginx() {
+		t.Fatalf("-scenarios gh-proxy without -refproxy: got %v, nginx %v; want no error and no nginx", err, o.wantsNginx())
 	}
 	o, err = parseFlags(append(base, "-scenarios", "direct, gh-auth"))
 	if err != nil || !o.wants("gh-auth") || o.wants("gh-proxy") {
@@ -233,6 +238,10 @@ func TestParseFlags(t *testing.T) {
 		append(base, "-duration", "500ms"),
 		append(base, "-threads", "100"),
 		append(base, "-sessions", "-1"),
+		append(base, "-idle-conns", "-1"),
+		append(base, "-slow-clients", "1"),
+		append(base, "-profile"),
+		{"loadbench", "-gatehouse", "g", "-oauth2-proxy", "o", "-out", "d", "-scenarios", "rp-ref"},
 	} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q): got no error", bad)

@@ -23,6 +23,11 @@ type scenario struct {
 	hval     string
 	upstream bool   // whether every request reaches the upstream
 	peer     string // the scenario this one's "×o2p" ratios compare with
+	// auth is the auth service an ingress (the target) asks on every
+	// request; its CPU is measured beside the target's.
+	auth *proxy
+	// ingress: the row belongs to the ingress table, not the main one.
+	ingress bool
 }
 
 // sample is one scenario's measurement in one round.
@@ -33,8 +38,11 @@ type sample struct {
 	Requests  int64   `json:"requests"`
 	P50ms     float64 `json:"p50_ms"`
 	P99ms     float64 `json:"p99_ms"`
-	// ProxyCPUus is the proxy process's user+system CPU per request, in µs.
+	// ProxyCPUus is the proxy process's user+system CPU per request, in µs
+	// (nginx: its master and workers together).
 	ProxyCPUus float64 `json:"proxy_cpu_us_per_req"`
+	// AuthCPUus is the auth service's CPU per request behind an ingress, in µs.
+	AuthCPUus float64 `json:"auth_cpu_us_per_req,omitempty"`
 	// RedisCPUus is redis-server's CPU per request, in µs.
 	RedisCPUus float64 `json:"redis_cpu_us_per_req"`
 	// HarnessCPUus is this harness's CPU (the upstream, mostly) per request that reached the upstream.
@@ -88,11 +96,22 @@ func (m *meter) measure(ctx context.Context, sc scenario, round int) (sample, er
 	}
 	m.settle()
 
-	pid := os.Getpid()
+	pids := []int{os.Getpid()}
 	if sc.target != nil {
-		pid = sc.target.pid()
+		var err error
+		if pids, err = sc.target.pids(); err != nil {
+			return s, err
+		}
 	}
-	proxyBefore, err := cpuTicks(pid)
+	authPID := 0
+	if sc.auth != nil {
+		authPID = sc.auth.pid()
+	}
+	proxyBefore, err := sumTicks(pids)
+	if err != nil {
+		return s, err
+	}
+	authBefore, err := authTicks(authPID)
 	if err != nil {
 		return s, err
 	}
@@ -122,7 +141,7 @@ func (m *meter) measure(ctx context.Context, sc scenario, round int) (sample, er
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if rss, _, err := memKB(pid); err == nil {
+			if rss, err := sumRSS(pids); err == nil {
 				rssMax = max(rssMax, rss)
 			}
 			select {
@@ -138,7 +157,11 @@ func (m *meter) measure(ctx context.Context, sc scenario, round int) (sample, er
 	if err != nil {
 		return s, err
 	}
-	proxyAfter, err := cpuTicks(pid)
+	proxyAfter, err := sumTicks(pids)
+	if err != nil {
+		return s, err
+	}
+	authAfter, err := authTicks(authPID)
 	if err != nil {
 		return s, err
 	}
@@ -158,9 +181,13 @@ func (m *meter) measure(ctx context.Context, sc scenario, round int) (sample, er
 	if err != nil {
 		return s, err
 	}
-	_, hwm, err := memKB(pid)
-	if err != nil {
-		return s, err
+	var hwm int64
+	for _, pid := range pids {
+		_, h, err := memKB(pid)
+		if err != nil {
+			return s, err
+		}
+		hwm += h
 	}
 	ours := float64(redisAfter-redisBefore+selfAfter-selfBefore+idleAfter-idleBefore) * m.ticksPer
 	ours += float64(res.CPU / time.Microsecond)
@@ -184,6 +211,9 @@ func (m *meter) measure(ctx context.Context, sc scenario, round int) (sample, er
 		if sc.target != nil {
 			s.ProxyCPUus = float64(proxyAfter-proxyBefore) * m.ticksPer / n
 		}
+		if sc.auth != nil {
+			s.AuthCPUus = float64(authAfter-authBefore) * m.ticksPer / n
+		}
 	}
 	if s.UpstreamReqs > 0 {
 		s.HarnessCPUus = float64(selfAfter-selfBefore) * m.ticksPer / float64(s.UpstreamReqs)
@@ -199,13 +229,21 @@ func (m *meter) measure(ctx context.Context, sc scenario, round int) (sample, er
 func (m *meter) idleTicks() (int64, error) {
 	var sum int64
 	for _, p := range m.others {
-		n, err := cpuTicks(p.pid())
+		n, err := p.ticks()
 		if err != nil {
 			return 0, err
 		}
 		sum += n
 	}
 	return sum, nil
+}
+
+// authTicks is the CPU of an auth service; 0 for pid 0 (none).
+func authTicks(pid int) (int64, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	return cpuTicks(pid)
 }
 
 // check returns what is wrong with a run, or "" when every response was 2xx

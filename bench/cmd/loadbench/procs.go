@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,11 +22,25 @@ type proc struct {
 	log  string
 	done chan struct{}
 	err  error
+	// group: the process leads a process group of its own whose members
+	// (nginx's workers) count as part of it and are killed with it.
+	group bool
 }
 
 // startProc starts bin with args. The child gets SIGKILL if the harness dies
 // without stopping it, so a crashed run leaves no server behind.
 func startProc(name, logPath, bin string, args, env []string) (*proc, error) {
+	return startProcAttr(name, logPath, bin, args, env, false)
+}
+
+// startProcGroup starts a process that forks workers (nginx) in a process
+// group of its own. Its CPU and memory are the sum of it and its
+// descendants; stop kills the whole group.
+func startProcGroup(name, logPath, bin string, args, env []string) (*proc, error) {
+	return startProcAttr(name, logPath, bin, args, env, true)
+}
+
+func startProcAttr(name, logPath, bin string, args, env []string, group bool) (*proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("loadbench: %s log: %w", name, err)
@@ -33,12 +48,12 @@ func startProc(name, logPath, bin string, args, env []string) (*proc, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: group}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("loadbench: starting %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{}), group: group}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()
@@ -59,8 +74,13 @@ func (p *proc) alive() bool {
 	}
 }
 
-// stop asks the process to exit and kills it if it has not within 5 seconds.
+// stop asks the process to exit and kills it if it has not within 5
+// seconds; a group leader's group is killed after it, in case a member
+// outlived it.
 func (p *proc) stop() {
+	if p.group {
+		defer func() { _ = syscall.Kill(-p.pid(), syscall.SIGKILL) }()
+	}
 	if !p.alive() {
 		return
 	}
@@ -71,6 +91,106 @@ func (p *proc) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// pids returns the process and, for a group leader, its descendants.
+func (p *proc) pids() ([]int, error) {
+	if !p.group {
+		return []int{p.pid()}, nil
+	}
+	return descendants(p.pid())
+}
+
+// ticks is the CPU time of the process (and its descendants, for a group
+// leader) in clock ticks.
+func (p *proc) ticks() (int64, error) {
+	pids, err := p.pids()
+	if err != nil {
+		return 0, err
+	}
+	return sumTicks(pids)
+}
+
+func sumTicks(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		n, err := cpuTicks(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// sumRSS is the VmRSS of every process, added up, in KiB. Pages the
+// processes share (nginx's workers and master) count once per process.
+func sumRSS(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		rss, _, err := memKB(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += rss
+	}
+	return sum, nil
+}
+
+// descendants returns root and every process below it, from the parent
+// fields of /proc/*/stat.
+func descendants(root int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("loadbench: reading /proc: %w", err)
+	}
+	parent := map[int]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		if pp, err := parseStatPPID(b); err == nil {
+			parent[pid] = pp
+		}
+	}
+	return subtree(root, parent), nil
+}
+
+// subtree returns root and its descendants given each process's parent.
+func subtree(root int, parent map[int]int) []int {
+	children := map[int][]int{}
+	for pid, pp := range parent {
+		children[pp] = append(children[pp], pid)
+	}
+	out := []int{root}
+	for i := 0; i < len(out) && i < 1<<16; i++ {
+		kids := children[out[i]]
+		slices.Sort(kids)
+		out = append(out, kids...)
+	}
+	return out
+}
+
+// parseStatPPID extracts the parent pid (field 4) from /proc/PID/stat.
+func parseStatPPID(b []byte) (int, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("loadbench: stat: no ')'")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, errors.New("loadbench: stat: no parent pid")
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0, fmt.Errorf("loadbench: stat ppid: %w", err)
+	}
+	return n, nil
 }
 
 // tail returns the last lines of the process's log, for error messages.

@@ -65,12 +65,15 @@ func printRound(w io.Writer, scs []scenario, round map[string]sample, n int) {
 	fmt.Fprintf(w, "\n### Round %d\n\n%s", n, tableHead)
 	for _, sc := range scs {
 		s, ok := round[sc.name]
-		if !ok {
+		if !ok || sc.ingress {
 			continue
 		}
 		r := ratiosOf(sc, s, round)
 		row(w, sc, s, r)
 	}
+	rounds := []map[string]sample{round}
+	printReferences(w, fmt.Sprintf("Round %d: Gatehouse against the references", n), scs, rounds, nil)
+	printIngress(w, fmt.Sprintf("Round %d: the ingress deployment", n), scs, rounds, nil)
 }
 
 func row(w io.Writer, sc scenario, s sample, r ratios) {
@@ -93,10 +96,11 @@ type summary struct {
 	med    map[string]sample
 	ratios map[string]ratios
 	passed map[string]int
+	rounds []map[string]sample // every round, for ratios between any two rows
 }
 
 func summarize(scs []scenario, rounds []map[string]sample) summary {
-	sum := summary{med: map[string]sample{}, ratios: map[string]ratios{}, passed: map[string]int{}}
+	sum := summary{med: map[string]sample{}, ratios: map[string]ratios{}, passed: map[string]int{}, rounds: rounds}
 	for _, sc := range scs {
 		var col [16][]float64
 		var conns []float64
@@ -108,7 +112,7 @@ func summarize(scs []scenario, rounds []map[string]sample) summary {
 			r := ratiosOf(sc, s, round)
 			for i, v := range []float64{s.ReqPerSec, s.P50ms, s.P99ms, s.ProxyCPUus, s.RedisCPUus, s.HarnessCPUus,
 				s.RSSMaxMB, s.PeakRSSMB, float64(s.Requests), float64(s.UpstreamReqs), r.xDirect, r.xPeer, r.cpuPeer, r.p99Peer,
-				s.OtherCPUpct} {
+				s.OtherCPUpct, s.AuthCPUus} {
 				col[i] = append(col[i], v)
 			}
 			conns = append(conns, float64(s.NewConns))
@@ -122,6 +126,7 @@ func summarize(scs []scenario, rounds []map[string]sample) summary {
 			ProxyCPUus: median(col[3]), RedisCPUus: median(col[4]), HarnessCPUus: median(col[5]),
 			RSSMaxMB: median(col[6]), PeakRSSMB: median(col[7]), Requests: int64(median(col[8])),
 			UpstreamReqs: int64(median(col[9])), NewConns: int64(median(conns)), OtherCPUpct: median(col[14]),
+			AuthCPUus: median(col[15]),
 		}
 		sum.ratios[sc.name] = ratios{median(col[10]), median(col[11]), median(col[12]), median(col[13])}
 	}
@@ -133,6 +138,9 @@ func summarize(scs []scenario, rounds []map[string]sample) summary {
 func printMedians(w io.Writer, scs []scenario, sum summary, rounds int) {
 	fmt.Fprintf(w, "\n### Medians over %d rounds (ratios: medians of the per-round ratios)\n\n%s", rounds, tableHead)
 	for _, sc := range scs {
+		if sc.ingress {
+			continue
+		}
 		s, ok := sum.med[sc.name]
 		if !ok {
 			fmt.Fprintf(w, "| %s | no passing round |\n", sc.label)
@@ -143,6 +151,8 @@ func printMedians(w io.Writer, scs []scenario, sum summary, rounds int) {
 		}
 		row(w, sc, s, sum.ratios[sc.name])
 	}
+	printReferences(w, fmt.Sprintf("Medians over %d rounds: Gatehouse against the references", rounds), scs, sum.rounds, &sum)
+	printIngress(w, fmt.Sprintf("Medians over %d rounds: the ingress deployment", rounds), scs, sum.rounds, &sum)
 }
 
 // target is one of issue 5's goals, judged on the medians.
@@ -156,6 +166,9 @@ type target struct {
 func (t target) String() string {
 	if math.IsNaN(t.value) {
 		return fmt.Sprintf("- %s: not measured", t.what)
+	}
+	if math.IsNaN(t.want) {
+		return fmt.Sprintf("- %s: %.2f (no numeric target; judge it against the spread between rounds)", t.what, t.value)
 	}
 	met := t.value >= t.want
 	cmp := "≥"

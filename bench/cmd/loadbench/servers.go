@@ -28,10 +28,29 @@ var upstreamBody = []byte(`{"ok":true,"service":"loadbench-upstream","note":"a s
 // that proxied requests really arrived and see whether proxies reuse
 // connections.
 type upstream struct {
-	srv      *http.Server
-	url      string
+	srv *http.Server
+	url string
+	// requests counts GET and HEAD requests: wrk's. Other methods (the slow
+	// clients' bodies) count in others, and are never compared with wrk's.
 	requests atomic.Int64
+	others   atomic.Int64
 	conns    atomic.Int64
+	// inFlight is how many requests the handler is serving now; maxInFlight
+	// the most since resetMaxInFlight.
+	inFlight, maxInFlight atomic.Int64
+}
+
+// resetMaxInFlight starts a new maximum of concurrent requests.
+func (u *upstream) resetMaxInFlight() { u.maxInFlight.Store(u.inFlight.Load()) }
+
+func (u *upstream) enter() {
+	n := u.inFlight.Add(1)
+	for {
+		m := u.maxInFlight.Load()
+		if n <= m || u.maxInFlight.CompareAndSwap(m, n) {
+			return
+		}
+	}
 }
 
 func startUpstream() (*upstream, error) {
@@ -42,7 +61,13 @@ func startUpstream() (*upstream, error) {
 	u := &upstream{url: "http://" + ln.Addr().String()}
 	u.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			u.requests.Add(1)
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				u.requests.Add(1)
+			} else {
+				u.others.Add(1)
+			}
+			u.enter()
+			defer u.inFlight.Add(-1)
 			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(upstreamBody)
@@ -86,8 +111,9 @@ func randomSecret(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// waitHTTP polls url until it answers 200, the process dies, or 30 s pass.
-func waitHTTP(p *proc, url string) error {
+// waitHTTP polls url until it answers with status want (0 = any status),
+// the process dies, or 30 s pass.
+func waitHTTP(p *proc, url string, want int) error {
 	c := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	last := "no answer"
@@ -99,7 +125,7 @@ func waitHTTP(p *proc, url string) error {
 		if err == nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if want == 0 || resp.StatusCode == want {
 				return nil
 			}
 			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
@@ -157,6 +183,7 @@ type proxy struct {
 	clientID string // its client at the OpenID provider
 	secret   string // that client's secret
 	pprof    string // base URL of net/http/pprof, if the binary serves it
+	metrics  string // base URL of Gatehouse's metrics listener (Go runtime figures)
 }
 
 // LogValue implements slog.LogValuer: a logged proxy shows no client secret.
@@ -211,12 +238,13 @@ token:
   signing_key_files: [%q]
 api:
   accepted_audiences: [%q]
+trusted_proxies: [%s/32]
 log:
   format: text
   level: warn
   access_log: false
 upstream: %s
-`, c.port, metrics, c.port, c.issuer, c.clientID, c.secret, c.cookieKey, c.redis, c.keyFile, c.audience, c.upstream)
+`, c.port, metrics, c.port, c.issuer, c.clientID, c.secret, c.cookieKey, c.redis, c.keyFile, c.audience, authSource, c.upstream)
 	if c.routes > 0 {
 		b.WriteString("routes:\n")
 		for i := range c.routes - 1 {
@@ -248,11 +276,11 @@ func startGatehouse(bin, dir string, c gatehouseConfig, pprofAddr string) (*prox
 		return nil, err
 	}
 	px := &proxy{proc: p, kind: "gatehouse", url: fmt.Sprintf("http://127.0.0.1:%d", c.port), cookie: "gatehouse",
-		clientID: c.clientID, secret: c.secret}
+		clientID: c.clientID, secret: c.secret, metrics: "http://" + metrics}
 	if pprofAddr != "" {
 		px.pprof = "http://" + pprofAddr
 	}
-	if err := waitHTTP(p, "http://"+metrics+"/readyz"); err != nil {
+	if err := waitHTTP(p, "http://"+metrics+"/readyz", http.StatusOK); err != nil {
 		p.stop()
 		return nil, err
 	}
@@ -317,7 +345,7 @@ func startOAuth2Proxy(bin, dir string, c oauth2ProxyConfig) (*proxy, error) {
 	}
 	px := &proxy{proc: p, kind: "oauth2-proxy", url: fmt.Sprintf("http://127.0.0.1:%d", c.port), cookie: "_oauth2_proxy",
 		clientID: c.clientID, secret: c.secret}
-	if err := waitHTTP(p, px.url+"/ping"); err != nil {
+	if err := waitHTTP(p, px.url+"/ping", http.StatusOK); err != nil {
 		p.stop()
 		return nil, err
 	}
@@ -343,4 +371,28 @@ func generateKey(ctx context.Context, gatehouse, path string) error {
 		return errors.New("loadbench: gatehouse keys generate wrote no key")
 	}
 	return nil
+}
+
+// startRefProxy runs bench/cmd/refproxy, the minimal httputil.ReverseProxy
+// of the rp-ref row, in its own process so its CPU is measured apart from
+// the harness's, and waits until it answers.
+func startRefProxy(bin, dir, upstreamURL, cookie string, idle int) (*proxy, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := startProc("refproxy", filepath.Join(dir, "refproxy.log"), bin, []string{
+		"-listen", addr, "-upstream", upstreamURL, "-cookie", cookie, "-max-idle-conns-per-host", fmt.Sprint(idle),
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	px := &proxy{proc: p, kind: "refproxy", url: "http://" + addr}
+	// Without the cookie it answers 401: any answer means it serves.
+	if err := waitHTTP(p, px.url+"/", 0); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return px, nil
 }
