@@ -120,7 +120,7 @@ func NewCached(store *Redis, cfg CacheConfig) *Cached {
 		max:        cfg.MaxEntries,
 		now:        cfg.Now,
 		log:        cfg.Logger,
-		channel:    store.prefix + ":revoked",
+		channel:    store.invalidationChannel(),
 		byID:       map[ID]*cacheEntry{},
 		byHash:     map[string]ID{},
 		loads:      map[string]*inflight{},

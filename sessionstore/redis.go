@@ -42,12 +42,15 @@ const (
 const blobVersion byte = 1
 
 // touchScript sets LastSeen only if the session exists and was saved with the same key: a Touch must neither
-// resurrect a deleted session as a stub nor let a wrong key overwrite the field.
+// resurrect a deleted session as a stub nor let a wrong key overwrite the field. It also sets the clear-text
+// seconds that `gatehouse sessions list` shows (see meta.go).
+//
+// KEYS[1] session; ARGV[1] key verifier, ARGV[2] sealed LastSeen, ARGV[3] LastSeen in Unix seconds.
 var touchScript = redis.NewScript(touchScriptLua)
 
 const touchScriptLua = `
 if redis.call('HGET', KEYS[1], 'v') == ARGV[1] then
-	redis.call('HSET', KEYS[1], 's', ARGV[2])
+	redis.call('HSET', KEYS[1], 's', ARGV[2], 't', ARGV[3])
 	return 1
 end
 return 0
@@ -402,7 +405,7 @@ func (r *Redis) Touch(ctx context.Context, t Ticket, seen time.Time) error {
 
 	ctx, cancel := context.WithTimeout(ctx, r.opTimeout)
 	defer cancel()
-	n, err := touchScript.Run(ctx, r.client, []string{r.key(h)}, verifier[:], blob).Int()
+	n, err := touchScript.Run(ctx, r.client, []string{r.key(h)}, verifier[:], blob, seen.Unix()).Int()
 	if err != nil {
 		return fmt.Errorf("sessionstore: redis touch: %w", err)
 	}
