@@ -59,6 +59,10 @@ type SessionConfig struct {
 	Store       Store
 	IdleTimeout time.Duration // required
 	MaxLifetime time.Duration // required
+	// Meta seals what `gatehouse sessions list` shows of each session,
+	// written at login; nil = nothing is recorded (operators then list and
+	// end sessions by subject only).
+	Meta *sessionstore.MetaKeys
 }
 
 // TokenConfig is the token handed to upstreams.
@@ -132,6 +136,11 @@ type Store interface {
 	// cookie (back-channel logout, sign-out everywhere).
 	DeleteBySubject(ctx context.Context, subject string) (int, error)
 	DeleteByProviderSID(ctx context.Context, sid string) (int, error)
+	// SaveMeta records, next to a session just saved, what an operator's
+	// `gatehouse sessions` shows of it (sealed under a server-held key) and
+	// indexes it by sid and email; sessionstore.ErrNotFound when the
+	// session is gone. The memory store keeps nothing.
+	SaveMeta(ctx context.Context, t sessionstore.Ticket, m sessionstore.SealedMeta) error
 	// PutOnce keeps a value that TakeOnce returns once, on any replica,
 	// within ttl (the multi-host sign-in's codes); TakeOnce answers
 	// sessionstore.ErrNotFound when it is unknown, taken or expired.

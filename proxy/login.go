@@ -287,6 +287,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.page(w, http.StatusServiceUnavailable, "Sign-in failed", "Your session could not be saved; try again shortly.", s.prefix+"/start")
 		return
 	}
+	s.recordSession(r, t, sess)
 	s.cfg.Metrics.login("success")
 	s.log.Info("login", "request_id", requestID(r), "user", sess.Subject, "sid", t.SID())
 	http.SetCookie(w, s.sessionCookie(value))
