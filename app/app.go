@@ -140,6 +140,11 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		// to ours so it is structured and leveled like everything else.
 		redis.SetLogger(redisLogger{log.With("component", "redis")})
 	}
+	// Replicas sharing a Redis must sign alike; each ephemeral key is its
+	// own. (The memory store is one replica's; see docs/kubernetes.md.)
+	if cfg.Session.Store == "redis" && len(opts.Keys) == 0 && len(cfg.Token.SigningKeyFiles) == 0 {
+		return nil, errors.New("token.signing_key_files: required with session.store: redis: every replica must sign minted tokens with the same key; write one with `gatehouse keys generate` (an ephemeral key is for one development instance only)")
+	}
 	keys, err := a.signingKeys(cfg)
 	if err != nil {
 		return nil, err
@@ -195,6 +200,10 @@ func (a *App) build(cfg *config.Config, keys []*tokenmint.Key, prev *generation)
 	if err != nil {
 		return nil, fmt.Errorf("cookie.secrets: %w", err)
 	}
+	meta, err := sessionstore.NewMetaKeys(cfg.CookieSecrets())
+	if err != nil {
+		return nil, fmt.Errorf("cookie.secrets: %w", err)
+	}
 
 	lc := a.loginConfig(cfg)
 	if prev != nil && sameLogin(prev.cfg, cfg) {
@@ -239,7 +248,7 @@ func (a *App) build(cfg *config.Config, keys []*tokenmint.Key, prev *generation)
 	g.server, err = proxy.New(proxy.Config{
 		PublicURL: pub,
 		Cookie:    proxy.CookieConfig{Name: cfg.Cookie.Name, Secure: cfg.Cookie.Secure, Codec: codec, FlowCodec: flowCodec},
-		Session:   proxy.SessionConfig{Store: a.store, IdleTimeout: cfg.Session.IdleTimeout, MaxLifetime: cfg.Session.MaxLifetime},
+		Session:   proxy.SessionConfig{Store: a.store, IdleTimeout: cfg.Session.IdleTimeout, MaxLifetime: cfg.Session.MaxLifetime, Meta: meta},
 		Token:     proxy.TokenConfig{Minter: a.minter, JWKS: a.minter.JWKSHandler(), Header: cfg.Token.Header, Scheme: cfg.Token.Scheme},
 		Login: proxy.LoginConfig{
 			Client: g.login, ClientID: cfg.OIDC.ClientID, ProviderLogout: cfg.OIDC.ProviderLogout,
@@ -346,38 +355,9 @@ func (a *App) signingKeys(cfg *config.Config) ([]*tokenmint.Key, error) {
 func newStore(cfg *config.Config, log *slog.Logger) (store, error) {
 	switch cfg.Session.Store {
 	case "redis":
-		var tlsCfg *tls.Config
-		if cfg.Redis.TLS {
-			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.Redis.TLSServerName}
-			if cfg.Redis.TLSCAFile != "" {
-				pem, err := os.ReadFile(cfg.Redis.TLSCAFile)
-				if err != nil {
-					return nil, fmt.Errorf("redis.tls_ca_file: %w", err)
-				}
-				pool := x509.NewCertPool()
-				if !pool.AppendCertsFromPEM(pem) {
-					return nil, fmt.Errorf("redis.tls_ca_file: %s: no PEM certificates", cfg.Redis.TLSCAFile)
-				}
-				tlsCfg.RootCAs = pool
-			}
-		}
-		s, err := sessionstore.NewRedis(sessionstore.RedisConfig{
-			Mode:             cfg.Redis.EffectiveMode(),
-			Addrs:            cfg.Redis.Addrs,
-			MasterName:       cfg.Redis.MasterName,
-			SentinelUsername: cfg.Redis.SentinelUsername,
-			SentinelPassword: cfg.Redis.SentinelPassword,
-			Username:         cfg.Redis.Username,
-			Password:         cfg.Redis.Password,
-			DB:               cfg.Redis.DB,
-			TLSConfig:        tlsCfg,
-			KeyPrefix:        cfg.Redis.KeyPrefix,
-			DialTimeout:      cfg.Redis.DialTimeout,
-			OpTimeout:        cfg.Redis.Timeout,
-			PoolSize:         cfg.Redis.PoolSize,
-		})
+		s, err := RedisStore(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("redis: %w", err)
+			return nil, err
 		}
 		// A too-old server is refused now, naming its version, rather than
 		// failing every login later. An unreachable one is not fatal: the
@@ -399,6 +379,46 @@ func newStore(cfg *config.Config, log *slog.Logger) (store, error) {
 	default:
 		return sessionstore.NewMemory(sessionstore.MemoryConfig{MaxSessions: cfg.Session.MemoryMaxSessions}), nil
 	}
+}
+
+// RedisStore connects to the Redis that cfg's redis.* keys describe (it
+// does not contact it yet): the serving replicas' store, and the one
+// `gatehouse sessions` works on.
+func RedisStore(cfg *config.Config) (*sessionstore.Redis, error) {
+	var tlsCfg *tls.Config
+	if cfg.Redis.TLS {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.Redis.TLSServerName}
+		if cfg.Redis.TLSCAFile != "" {
+			pem, err := os.ReadFile(cfg.Redis.TLSCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("redis.tls_ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("redis.tls_ca_file: %s: no PEM certificates", cfg.Redis.TLSCAFile)
+			}
+			tlsCfg.RootCAs = pool
+		}
+	}
+	s, err := sessionstore.NewRedis(sessionstore.RedisConfig{
+		Mode:             cfg.Redis.EffectiveMode(),
+		Addrs:            cfg.Redis.Addrs,
+		MasterName:       cfg.Redis.MasterName,
+		SentinelUsername: cfg.Redis.SentinelUsername,
+		SentinelPassword: cfg.Redis.SentinelPassword,
+		Username:         cfg.Redis.Username,
+		Password:         cfg.Redis.Password,
+		DB:               cfg.Redis.DB,
+		TLSConfig:        tlsCfg,
+		KeyPrefix:        cfg.Redis.KeyPrefix,
+		DialTimeout:      cfg.Redis.DialTimeout,
+		OpTimeout:        cfg.Redis.Timeout,
+		PoolSize:         cfg.Redis.PoolSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return s, nil
 }
 
 // sessionCacheMetrics exports a Cached store's counters: its hit rate and
