@@ -469,7 +469,8 @@ func TestHydraRPInitiatedLogout(t *testing.T) {
 // Hydra itself deliver a logout token for that sid; Gatehouse ends that
 // session and no other.
 func TestHydraBackchannelLogout(t *testing.T) {
-	e := startHydra(t, testhydra.Options{}, map[string]string{"GATEHOUSE_SESSION_STORE": "redis", "GATEHOUSE_REDIS_ADDRS": testredis.Start(t, testredis.Options{}).Addr})
+	e := startHydra(t, testhydra.Options{}, map[string]string{"GATEHOUSE_SESSION_STORE": "redis", "GATEHOUSE_REDIS_ADDRS": testredis.Start(t, testredis.Options{}).Addr,
+		"GATEHOUSE_TOKEN_SIGNING_KEY_FILES": e2etest.KeyFile(t)})
 	alice, bob := e.browser(), e.browser()
 	e.login(alice, "/", "alice", "alice-pw")
 	e.login(bob, "/", "bob", "bob-pw")

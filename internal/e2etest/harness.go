@@ -15,6 +15,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -27,6 +29,7 @@ import (
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/devidp"
 	"github.com/gatehouse/gatehouse/internal/testredis"
+	"github.com/gatehouse/gatehouse/tokenmint"
 )
 
 const (
@@ -258,6 +261,8 @@ func Start(t testing.TB, o Options) *Env {
 		}
 		vars["GATEHOUSE_SESSION_STORE"] = "redis"
 		vars["GATEHOUSE_REDIS_ADDRS"] = e.Redis.Addr
+		// Gatehouse refuses an ephemeral signing key with Redis.
+		vars["GATEHOUSE_TOKEN_SIGNING_KEY_FILES"] = KeyFile(t)
 	}
 	for k, v := range o.Env {
 		vars[k] = v
@@ -309,6 +314,25 @@ func Start(t testing.TB, o Options) *Env {
 	})
 	e.WaitReady()
 	return e
+}
+
+// KeyFile writes a new ES256 signing key as PEM into a temporary folder
+// and returns its path, for token.signing_key_files.
+func KeyFile(t testing.TB) string {
+	t.Helper()
+	k, err := tokenmint.GenerateKey("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := k.PEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "signing-key.pem")
+	if err := os.WriteFile(path, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // WaitReady waits until /readyz says ready: the provider discovered and
