@@ -1,6 +1,6 @@
 // Package cli parses Gatehouse's command line and runs its subcommands:
-// serve (the default), demo, config check, keys generate, healthcheck and
-// version.
+// serve (the default), demo, config check, keys generate, sessions,
+// healthcheck and version.
 package cli
 
 import (
@@ -36,6 +36,8 @@ Commands:
   demo             run proxy + dev OpenID provider + echo upstream on 127.0.0.1   [--listen ADDR]
   config check     validate the configuration, list every problem   --config FILE [--set key=value ...] [--print]
   keys generate    write a PEM signing key              [--alg ES256|EdDSA|RS256] [--out FILE]
+  sessions list    list users' sessions in Redis        (--sub S | --email E | --session SID) [--config FILE]
+  sessions revoke  end them on every replica, audited   (--sub S | --email E | --session SID) [--config FILE]
   healthcheck      probe a running instance's /healthz  [--url URL | --config FILE]
   version          print the version (also --version)
   help [command]   print this, or a command's flags (also <command> -h)
@@ -61,6 +63,14 @@ var commands = map[string]struct{ summary, operands string }{
 		"key, and exit non-zero if there is one."},
 	"keys generate": {summary: "Generate a private key that signs minted tokens, as PEM, for\n" +
 		"token.signing_key_files."},
+	"sessions list": {summary: "List the live sessions of a user (--sub), of an email address (--email), or one\n" +
+		"session by its public sid (--session), from the Redis of the configuration\n" +
+		"serve runs with: when each was created, last seen and expires, the client,\n" +
+		"and a summary of its browser and network. No token, cookie or secret is shown."},
+	"sessions revoke": {summary: "End the sessions of a user (--sub), of an email address (--email), or one\n" +
+		"session by its public sid (--session), on every replica at once, from the\n" +
+		"Redis of the configuration serve runs with. An audit line (who, what, how\n" +
+		"many) goes to standard error as JSON."},
 	"healthcheck": {summary: "Probe a running Gatehouse's /healthz on its metrics listener; exit 0 when it\n" +
 		"answers 200. The container image's HEALTHCHECK runs it (there is no shell)."},
 	"version": {summary: "Print the version."},
@@ -127,6 +137,8 @@ func dispatch(ctx context.Context, cmd string, rest []string, getenv func(string
 			return nil
 		}
 		return usageError{fmt.Errorf("usage: gatehouse %s %s [flags] (gatehouse %s %s -h lists them)", cmd, sub, cmd, sub)}
+	case "sessions":
+		return sessionsCommand(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, rest, getenv, stdout)
 	case "version":
@@ -328,6 +340,9 @@ func configCheck(args []string, getenv func(string) string, stdout io.Writer) er
 		if cfg.Token.Algorithm != "" && keys[0].Algorithm() != cfg.Token.Algorithm {
 			return fmt.Errorf("invalid configuration:\n  token.algorithm: %q, but the first signing key is an %s key", cfg.Token.Algorithm, keys[0].Algorithm())
 		}
+	} else if cfg.Session.Store == "redis" {
+		// serve refuses it too (app.New): replicas would sign with different keys.
+		return errors.New("invalid configuration:\n  token.signing_key_files: required with session.store: redis (every replica must sign with the same key; gatehouse keys generate writes one)")
 	}
 	if *print {
 		out, err := yaml.Marshal(cfg.Redacted())

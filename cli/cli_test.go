@@ -192,6 +192,8 @@ session: {store: memory}
 	env := map[string]string{
 		"GATEHOUSE_COOKIE_SECRETS": "cookie-secret-0123456789abcdef0123456789",
 		"GATEHOUSE_SESSION_STORE":  "postgres", // invalid unless --set wins
+		// The Redis store needs a signing key every replica shares.
+		"GATEHOUSE_TOKEN_SIGNING_KEY_FILES": e2etest.KeyFile(t),
 	}
 	out, err := run(t, env, "config", "check", "--config", path, "--print",
 		"--set", "session.store=redis", "--set", "redis.mode=cluster", "--set", "redis.addrs=127.0.0.1:6379,127.0.0.1:6380")
