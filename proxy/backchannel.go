@@ -54,6 +54,7 @@ type backchannelLogout struct {
 	sessions sessionEnder
 	used     oneShotStore
 	log      *slog.Logger
+	metrics  *Metrics // nil = none
 }
 
 func (s *Server) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +63,7 @@ func (s *Server) handleBackchannelLogout(w http.ResponseWriter, r *http.Request)
 		sessions: s.cfg.Session.Store,
 		used:     s.cfg.Session.Store,
 		log:      s.log,
+		metrics:  s.cfg.Metrics,
 	}.ServeHTTP(w, r)
 }
 
@@ -122,7 +124,14 @@ func (b backchannelLogout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Sessions could not be ended; retry.")
 		return
 	}
-	log.Info("back-channel logout", "user", lt.Subject, "sessions", n)
+	// An audit line like every revocation's: who (the provider), what, how many.
+	b.metrics.revoked("backchannel_logout", n)
+	scope := "user"
+	if lt.SessionID != "" {
+		scope = "provider_session"
+	}
+	log.Info("audit: sessions revoked", "by", "identity_provider", "what", "backchannel_logout", "scope", scope,
+		"user", lt.Subject, "sessions", n)
 	w.WriteHeader(http.StatusOK)
 }
 
