@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/oidcclient"
@@ -36,6 +37,7 @@ import (
 	"github.com/gatehouse/gatehouse/redirect"
 	"github.com/gatehouse/gatehouse/sessionstore"
 	"github.com/gatehouse/gatehouse/tokenmint"
+	"github.com/gatehouse/gatehouse/tracing"
 )
 
 // store is what the app needs of a session store beyond the proxy's use.
@@ -74,6 +76,12 @@ type App struct {
 	reg     *prometheus.Registry
 	metrics *proxy.Metrics
 	reloads *reloadMetrics
+	// providerCalls times and counts every call to the identity provider.
+	providerCalls *providerMetrics
+	// tracing is the OpenTelemetry provider, nil when tracing is off;
+	// stopTracing flushes it at shutdown.
+	tracing     trace.TracerProvider
+	stopTracing func(context.Context) error
 
 	gen     atomic.Pointer[generation] // what serves now
 	handler http.Handler               // the listener's: one atomic load per request
@@ -133,6 +141,22 @@ type Options struct {
 // New builds an App from a validated configuration. It does not listen yet.
 func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	a := &App{cfg: cfg, log: log, opts: opts, reg: prometheus.NewRegistry(), ln: opts.Listener, ephemeral: map[string]*tokenmint.Key{}}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var err error
+	a.tracing, a.stopTracing, err = tracing.Setup(context.Background(), tracing.Config{
+		Endpoint: cfg.Tracing.Endpoint, SampleRatio: cfg.Tracing.SampleRatio,
+		ServiceName: cfg.Tracing.ServiceName, Version: opts.Version,
+	}, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if a.tracing != nil {
+		log.Info("tracing: exporting spans over OTLP/HTTP")
+	}
+	a.providerCalls = newProviderMetrics(a.reg)
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo(opts.Version))
 
 	if cfg.Session.Store == "redis" {
@@ -267,6 +291,7 @@ func (a *App) build(cfg *config.Config, keys []*tokenmint.Key, prev *generation)
 		Logger:         a.log,
 		AccessLog:      cfg.Log.AccessLog,
 		Metrics:        a.metrics,
+		Tracing:        a.tracing,
 	})
 	if err != nil {
 		return nil, err
@@ -282,6 +307,10 @@ func (a *App) loginConfig(cfg *config.Config) oidcclient.Config {
 		// bounded by oidc.discovery_timeout.
 		providerClient = &http.Client{Timeout: cfg.OIDC.DiscoveryTimeout}
 	}
+	// Every provider call is timed and counted (gatehouse_provider_*).
+	instrumented := *providerClient
+	instrumented.Transport = a.providerCalls.wrap(providerClient.Transport)
+	providerClient = &instrumented
 	return oidcclient.Config{
 		Issuer:       cfg.OIDC.Issuer,
 		ClientID:     cfg.OIDC.ClientID,
@@ -621,6 +650,9 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("shutdown: %w", err)
 	}
 	_ = a.metricsSrv.Shutdown(sctx)
+	if err := a.stopTracing(sctx); err != nil {
+		a.log.Warn("tracing: flushing spans at shutdown", "err", err)
+	}
 	stopLogin() // and the watcher
 	a.wg.Wait()
 	if err := a.store.Close(); err != nil && runErr == nil {

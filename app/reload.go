@@ -55,6 +55,7 @@ var restartOnly = []string{
 	"session.store", "session.memory_max_sessions", "session.cache_ttl", "session.cache_max_entries", "redis.",
 	"log.format", "log.level",
 	"oidc.issuer",
+	"tracing.",
 }
 
 func isRestartOnly(key string) bool {

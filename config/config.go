@@ -59,6 +59,9 @@ type Config struct {
 
 	// Log configures logging.
 	Log Log `mapstructure:"log"`
+	// Tracing exports OpenTelemetry spans; the OTEL_* variables configure
+	// it too, and without an endpoint it is off.
+	Tracing Tracing `mapstructure:"tracing"`
 	// Server configures the proxy listener.
 	Server Server `mapstructure:"server"`
 	// UpstreamTransport configures connections to upstreams.
@@ -320,6 +323,20 @@ type Log struct {
 	Level string `mapstructure:"level"`
 	// AccessLog logs one line per request. Default true.
 	AccessLog bool `mapstructure:"access_log"`
+}
+
+// Tracing configures OpenTelemetry tracing (OTLP over HTTP). Every key is
+// optional: the standard OTEL_* environment variables apply when it is empty.
+type Tracing struct {
+	// Endpoint is the OTLP/HTTP traces URL, e.g.
+	// http://otel-collector:4318/v1/traces. Empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+	// else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; none = tracing off.
+	Endpoint string `mapstructure:"endpoint"`
+	// SampleRatio of new traces recorded, 0 to 1; a trusted caller's
+	// decision is followed. 0: OTEL_TRACES_SAMPLER_ARG, else 1.
+	SampleRatio float64 `mapstructure:"sample_ratio"`
+	// ServiceName; empty: OTEL_SERVICE_NAME, else "gatehouse".
+	ServiceName string `mapstructure:"service_name"`
 }
 
 // Server configures the proxy listener's http.Server.

@@ -136,6 +136,8 @@ func envSample(typ reflect.Type, def any) (string, any) {
 		return "true", true
 	case typ.Kind() == reflect.Int:
 		return "7", 7
+	case typ.Kind() == reflect.Float64:
+		return "0.25", 0.25
 	case typ.Kind() == reflect.Slice && typ.Elem().Kind() == reflect.String:
 		return " a, b ,,c", []string{"a", "b", "c"}
 	}

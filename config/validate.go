@@ -68,6 +68,14 @@ func (c *Config) Validate() error {
 	c.validateSession(v)
 	c.validateRedis(v)
 	c.validateToken(v)
+	if t := c.Tracing; t.Endpoint != "" {
+		if _, err := checkHTTPURL(t.Endpoint); err != nil {
+			v.add("tracing.endpoint", "%q: %v", t.Endpoint, err)
+		}
+	}
+	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
+		v.add("tracing.sample_ratio", "%v: must be from 0 to 1", r)
+	}
 	for i, e := range c.Authorization.AllowedEmails {
 		if at := strings.IndexByte(e, '@'); at <= 0 || at == len(e)-1 || strings.ContainsAny(e, " \t\r\n,") {
 			v.add(fmt.Sprintf("authorization.allowed_emails[%d]", i), "%q: must be one email address", e)
