@@ -150,19 +150,22 @@ them includes it, so the message is the same whichever renders first.
 {{- end -}}
 {{- end -}}
 
-{{- /* Several replicas must share sessions and signing keys. */ -}}
+{{- /* Several replicas must share sessions and signing keys. Gatehouse
+       cannot see its sibling pods at run time (the memory store shares
+       nothing with them, and it never calls the Kubernetes API), so the
+       chart, which knows the replica count, refuses here. */ -}}
 {{- $replicas := int .Values.replicaCount -}}
 {{- $what := printf "replicaCount is %d" $replicas -}}
 {{- if .Values.autoscaling.enabled -}}
 {{- $replicas = int .Values.autoscaling.maxReplicas -}}
-{{- $what = printf "autoscaling.maxReplicas is %d" $replicas -}}
+{{- $what = printf "autoscaling.enabled is true (maxReplicas %d)" $replicas -}}
 {{- end -}}
 {{- $store := dig "session" "store" "memory" $user -}}
-{{- if and (gt $replicas 1) (eq $store "memory") -}}
-{{- $p = append $p (printf "config.session.store: memory, but %s: each replica would keep its own sessions and users would be signed out whenever a request reached another pod. Set config.session.store: redis with config.redis.addrs (see examples/ha-values.yaml), or run one replica" $what) -}}
+{{- if and (eq $store "memory") (or (gt $replicas 1) .Values.autoscaling.enabled) -}}
+{{- $p = append $p (printf "config.session.store: memory, but %s: each replica would keep its own sessions and users would be signed out whenever a request reached another pod. Set config.session.store: redis with config.redis.addrs (see examples/ha-values.yaml), or run one replica without autoscaling" $what) -}}
 {{- end -}}
-{{- if and (gt $replicas 1) (eq (include "gatehouse.signingKeyNames" .) "[]") -}}
-{{- $p = append $p (printf "%s: empty, but %s: each replica would sign with its own ephemeral key and tokens would fail to verify at random. Add a key from gatehouse keys generate" (ternary "existingSecret.signingKeys" "secrets.signingKeys" (ne .Values.existingSecret.name "")) $what) -}}
+{{- if and (eq $store "redis") (eq (include "gatehouse.signingKeyNames" .) "[]") -}}
+{{- $p = append $p (printf "%s: empty, but config.session.store is redis: every replica must sign with the same key, and Gatehouse refuses to start with an ephemeral one next to a shared store. Add a key from gatehouse keys generate" (ternary "existingSecret.signingKeys" "secrets.signingKeys" (ne .Values.existingSecret.name ""))) -}}
 {{- end -}}
 {{- if and (eq $store "redis") (not (dig "redis" "addrs" list $user)) -}}
 {{- $p = append $p "config.redis.addrs: required when config.session.store is redis: the Redis address, or the Sentinels' with config.redis.master_name" -}}
