@@ -88,6 +88,10 @@ type User struct {
 	// JWT access tokens when the scope includes "groups" or "profile"; as an
 	// empty list when the user has none.
 	Groups []string
+	// GroupsInUserinfoOnly leaves the groups claim out of ID tokens, as
+	// Okta's org authorization server and others do: a relying party must
+	// ask the userinfo endpoint.
+	GroupsInUserinfoOnly bool
 }
 
 // LogValue implements slog.LogValuer so a logged User never shows its password.

@@ -647,3 +647,37 @@ func stringsOf(v any) []string {
 	}
 	return out
 }
+
+// TestGroupsInUserinfoOnly: such a user's ID token carries no groups claim,
+// and userinfo (with the access token) does, as Okta's org server answers.
+func TestGroupsInUserinfoOnly(t *testing.T) {
+	cfg := testConfig()
+	cfg.Users = append(cfg.Users, User{Username: "olga", Password: "olga", Email: "olga@example.com", EmailVerified: true,
+		Groups: []string{"ops"}, GroupsInUserinfoOnly: true})
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	p := discover(t, s)
+	oc := oauthConfig(p, webClientID, webClientSecret, webRedirectURI, oauth2.AuthStyleInHeader, "openid", "email", "groups")
+	tok, _ := codeFlow(t, s, oc, "olga", "olga")
+	rawID, _ := tok.Extra("id_token").(string)
+	idTok, err := p.Verifier(&oidc.Config{ClientID: webClientID}).Verify(clientCtx(t), rawID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := claimsOf(t, idTok)["groups"]; ok {
+		t.Errorf("ID token groups = %v; want no groups claim", g)
+	}
+	ui, err := p.UserInfo(clientCtx(t), oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Groups []string `json:"groups"`
+	}
+	if err := ui.Claims(&c); err != nil || len(c.Groups) != 1 || c.Groups[0] != "ops" {
+		t.Errorf("userinfo groups = %v, %v; want [ops]", c.Groups, err)
+	}
+}

@@ -847,6 +847,9 @@ func (s *storage) SetUserinfoFromRequest(_ context.Context, ui *oidc.UserInfo, r
 	if err := s.userinfo(ui, req.GetSubject(), scopes); err != nil {
 		return err
 	}
+	if a := s.users[req.GetSubject()]; a != nil && a.GroupsInUserinfoOnly {
+		delete(ui.Claims, ClaimGroups)
+	}
 	if sid := sidOf(req); sid != "" {
 		ui.AppendClaims("sid", sid)
 	}

@@ -193,6 +193,10 @@ var Users = []devidp.User{
 		Name: "Bob Builder", PreferredUsername: "bob", Groups: []string{"developers"}},
 	{ID: "u-eve", Username: "eve", Password: "eve-pw", Email: "eve@evil.test", EmailVerified: true,
 		Name: "Eve", PreferredUsername: "eve"},
+	// olga's provider sends groups only from userinfo, as Okta's org
+	// authorization server does.
+	{ID: "u-olga", Username: "olga", Password: "olga-pw", Email: "olga@example.com", EmailVerified: true,
+		Name: "Olga", PreferredUsername: "olga", Groups: []string{"ops"}, GroupsInUserinfoOnly: true},
 }
 
 // Start runs a Gatehouse with its own provider and upstream (and Redis
