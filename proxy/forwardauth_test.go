@@ -69,7 +69,6 @@ func TestRequestURI(t *testing.T) {
 	}
 }
 
-
 const (
 	trustedAddr   = "10.1.2.3:40000"
 	untrustedAddr = "192.0.2.7:40000"

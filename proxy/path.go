@@ -231,4 +231,3 @@ func hasEncodedSlash(raw string) bool {
 	}
 	return false
 }
-

@@ -171,7 +171,6 @@ func testStore(t *testing.T, h harness) {
 		}
 	})
 
-
 	t.Run("replace updates a live session and never resurrects one", func(t *testing.T) {
 		clock := newFakeClock()
 		s := h.newStore(t, clock.Now)
