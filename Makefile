@@ -4,7 +4,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/gatehouse/gatehouse/cli.Version=$(VERSION)
 
-.PHONY: demo test test-quick build fuzz docker bench
+.PHONY: demo test test-quick build fuzz docker bench bench-scale
 
 demo:
 	$(GO) run . demo
@@ -42,3 +42,7 @@ docker:
 ## bench: side-by-side load benchmark against oauth2-proxy v7.15.6 (bench/README.md, docs/performance.md); BENCH_* variables tune it.
 bench:
 	./bench/run.sh
+
+## bench-scale: the capacity figures only (docs/performance.md, "Capacity"): Redis memory and commands per operation with BENCH_SESSIONS sessions, a 10k-session revocation, two replicas on a Cluster against a standalone Redis.
+bench-scale:
+	BENCH_SCALE=1 ./bench/run.sh

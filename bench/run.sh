@@ -26,6 +26,9 @@
 #   BENCH_SLOW_CLIENTS=500  slow clients (headers and bodies a byte at a time) beside wrk (0 = skip)
 #   BENCH_PROFILE=0         1 = run Gatehouse with pprof and print CPU and allocation profiles
 #   BENCH_OUT=              output folder; empty = a new folder under /tmp
+#   BENCH_SCALE=0           1 = only the capacity figures (make bench-scale): Redis memory and
+#                           commands per operation with BENCH_SESSIONS sessions, a 10k-session
+#                           revocation, two replicas on a Cluster against a standalone Redis
 # A quick smoke run: BENCH_DURATION=2s BENCH_ROUNDS=1 BENCH_WARMUP=1s BENCH_SESSIONS=2000 bench/run.sh
 set -euo pipefail
 
@@ -60,7 +63,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 o2p="$cache/oauth2-proxy"
-if ! { [ -x "$o2p" ] && "$GO" version -m "$o2p" 2>/dev/null | grep -q "oauth2-proxy/v7[[:space:]]*$O2P_VERSION"; }; then
+if [ "${BENCH_SCALE:-0}" != 1 ] && ! { [ -x "$o2p" ] && "$GO" version -m "$o2p" 2>/dev/null | grep -q "oauth2-proxy/v7[[:space:]]*$O2P_VERSION"; }; then
   log "installing oauth2-proxy $O2P_VERSION into $cache (takes a few minutes once)"
   mkdir -p "$cache"
   (cd "$cache" && GOBIN="$cache" GOFLAGS=-buildvcs=false "$GO" install "github.com/oauth2-proxy/oauth2-proxy/v7@$O2P_VERSION")
@@ -119,13 +122,14 @@ report="$out/report.md"
   -equal-load="${BENCH_EQUAL_LOAD:-1}" \
   -idle-conns "${BENCH_IDLE_CONNS:-10000}" \
   -slow-clients "${BENCH_SLOW_CLIENTS:-500}" \
+  -capacity="$([ "${BENCH_SCALE:-0}" = 1 ] && echo true || echo false)" \
   > >(tee "$report") &
 pid=$!
 status=0
 wait "$pid" || status=$?
 pid=
 
-if [ "${BENCH_MEMSTORE:-1}" = 1 ]; then
+if [ "${BENCH_MEMSTORE:-1}" = 1 ] && [ "${BENCH_SCALE:-0}" != 1 ]; then
   log "memory store with 100k sessions (go test -bench)"
   {
     printf '\n### Memory store (go test -bench MemoryStoreLoad ./bench/)\n\n```\n'

@@ -60,6 +60,7 @@ type options struct {
 	sessions, revokeTrials                                          int
 	idleConns, slowClients                                          int
 	equalLoad, profile                                              bool
+	capacity                                                        bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -87,6 +88,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.sessions, "sessions", 100000, "sessions written to a fresh Redis for the scale figures; 0 = skip")
 	fs.BoolVar(&o.equalLoad, "equal-load", true, "also compare latency with both proxies at the same paced load, half oauth2-proxy's median req/s")
 	fs.IntVar(&o.revokeTrials, "revoke-trials", 5, "revocation trials across two Gatehouse instances; 0 = skip")
+	fs.BoolVar(&o.capacity, "capacity", false, "only the capacity figures (capacity.go): Redis memory and commands per operation with -sessions sessions, a 10k-session revocation, two replicas on a Cluster against a standalone Redis")
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, fmt.Errorf("loadbench: %w", err)
 	}
@@ -94,7 +96,7 @@ func parseFlags(args []string) (options, error) {
 	if o.gatehouse == "" {
 		problems = append(problems, "-gatehouse is required")
 	}
-	if o.oauth2Proxy == "" {
+	if o.oauth2Proxy == "" && !o.capacity {
 		problems = append(problems, "-oauth2-proxy is required")
 	}
 	if o.out == "" {
@@ -115,7 +117,7 @@ func parseFlags(args []string) (options, error) {
 	if o.profile && o.gatehousePprof == "" {
 		problems = append(problems, "-profile needs -gatehouse-pprof")
 	}
-	if o.wants("rp-ref") && o.refProxy == "" {
+	if o.wants("rp-ref") && o.refProxy == "" && !o.capacity {
 		problems = append(problems, "-refproxy is required for the rp-ref scenario")
 	}
 	for _, s := range o.selected() {
@@ -179,6 +181,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	o, err := parseFlags(args)
 	if err != nil {
 		return err
+	}
+	if o.capacity {
+		return runCapacity(ctx, o, stdout)
 	}
 	if err := os.MkdirAll(o.out, 0o700); err != nil {
 		return fmt.Errorf("loadbench: %w", err)
