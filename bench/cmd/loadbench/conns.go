@@ -62,7 +62,7 @@ type runtimeStats struct {
 }
 
 // readRuntime reads VmRSS of px and the Go figures its metrics listener
-// publishes (go_memstats_*, go_goroutines). When px serves pprof, a GC runs
+// publishes (go_memstats_*, go_goroutines). When px serves pprof, GCs run
 // first (the heap profile's ?gc=1), so the heap holds live memory only and
 // not whatever garbage the last requests left; the profile is saved to
 // heapProfile when that is not empty. VmRSS is read once it stops moving.
@@ -72,9 +72,11 @@ func readRuntime(ctx context.Context, px *proxy, heapProfile string) (runtimeSta
 		if heapProfile == "" {
 			heapProfile = os.DevNull
 		}
-		// Twice: the first GC moves sync.Pools' contents (net/http's bufio
-		// pools) to their victim caches, the second frees them.
-		for _, path := range []string{os.DevNull, heapProfile} {
+		// Three GCs: the first moves sync.Pools' contents (net/http's bufio
+		// and copy-buffer pools) to their victim caches, the second frees
+		// them, and the profile the third writes describes the heap as of
+		// the cycle before it: without a third, it still shows the pools.
+		for _, path := range []string{os.DevNull, os.DevNull, heapProfile} {
 			if err := fetch(ctx, px.pprof+"/debug/pprof/heap?gc=1", path, 30*time.Second); err != nil {
 				return st, err
 			}

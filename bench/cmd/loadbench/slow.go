@@ -276,7 +276,11 @@ func measureSlow(ctx context.Context, m *meter, gh *proxy, cookie string, n int,
 	res.UpstreamMaxInFlight = m.up.maxInFlight.Load()
 	res.UpstreamSlowBodies = m.up.others.Load() - postsBefore
 	stopAll()
-	if res.After, err = readRuntime(ctx, gh, ""); err != nil {
+	after := ""
+	if gh.pprof != "" {
+		after = filepath.Join(m.out, "heap-slow-clients-gone.pprof")
+	}
+	if res.After, err = readRuntime(ctx, gh, after); err != nil {
 		return nil, err
 	}
 	if res.Base, err = m.measure(ctx, sc, 0); err != nil {
