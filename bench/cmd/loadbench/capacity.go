@@ -18,7 +18,8 @@ package main
 //     twice) among the BENCH_SESSIONS others;
 //   - two Gatehouse replicas on a three-master Redis Cluster against the
 //     same two on one standalone Redis: throughput and p99 with two wrk
-//     processes at once, session cache on and off.
+//     processes at once, session cache on and off, medians over -rounds
+//     rounds in alternating order.
 //
 // It needs neither oauth2-proxy nor nginx. No figure is asserted.
 
@@ -36,6 +37,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,7 +122,12 @@ type topoRun struct {
 	P99ms           float64 `json:"p99_ms"`
 	RedisUSPerReq   float64 `json:"redis_cpu_us_per_req"`
 	GatehouseUSPReq float64 `json:"gatehouse_cpu_us_per_req"`
-	Problem         string  `json:"problem,omitempty"`
+	// OtherCPUpct is the CPU processes other than the benchmark's used
+	// meanwhile, in % of one core: the shared machine's other work.
+	OtherCPUpct float64 `json:"other_cpu_pct"`
+	// Rounds is how many runs a median row summarizes.
+	Rounds  int    `json:"rounds,omitempty"`
+	Problem string `json:"problem,omitempty"`
 }
 
 // capInstance is one Gatehouse of the capacity mode.
@@ -183,7 +190,11 @@ func runCapacity(ctx context.Context, o options, stdout io.Writer) error {
 
 	// Ports first: each instance's redirect URI is registered at its provider.
 	var clients, shortClients []devidp.Client
-	for _, name := range []string{"ops", "nocache", "refresh", "replica-a", "replica-b"} {
+	names := []string{"ops", "nocache", "refresh"}
+	for i := range 4 { // topology × session cache
+		names = append(names, fmt.Sprintf("topo-%d-0", i), fmt.Sprintf("topo-%d-1", i))
+	}
+	for _, name := range names {
 		in := &capInstance{name: name, clientID: "gh-" + name, secret: randomSecret(24)}
 		if in.port, err = freePort(); err != nil {
 			return err
@@ -533,8 +544,23 @@ func signOutEverywhere(ctx context.Context, px *proxy, cookie string) (int, erro
 	return body.Sessions, nil
 }
 
-// topologies runs two replicas on one standalone Redis, then on a
-// three-master Cluster, each with the session cache on and off.
+// topoConfig is one Redis topology with one session cache setting, served
+// by two replicas.
+type topoConfig struct {
+	topology, mode, cache string
+	addrs                 []string
+	servers               []*redisServer
+	reps                  [2]*capInstance
+	cookies               [2]string
+	samples               []topoRun
+}
+
+func (c *topoConfig) label() string { return c.topology + ", session.cache_ttl " + c.cache }
+
+// topologies compares two replicas on one standalone Redis with two on a
+// three-master Cluster, each with the session cache on and off. Every
+// configuration runs all along; the rounds alternate their order as the
+// main benchmark's do, and each figure is the median over the rounds.
 func (e *capEnv) topologies(ctx context.Context, w io.Writer, res *capacityResults) error {
 	sa, err := startRedis(e.o.redisServer, "redis-standalone", e.o.out)
 	if err != nil {
@@ -545,70 +571,95 @@ func (e *capEnv) topologies(ctx context.Context, w io.Writer, res *capacityResul
 	if err != nil {
 		return err
 	}
-	for _, n := range cluster {
-		e.procs = append(e.procs, n.proc)
-	}
 	var clusterAddrs []string
 	for _, n := range cluster {
+		e.procs = append(e.procs, n.proc)
 		clusterAddrs = append(clusterAddrs, n.addr)
 	}
-	topos := []struct {
-		name, mode string
-		addrs      []string
-		servers    []*redisServer
-	}{
-		{"one standalone Redis", "standalone", []string{sa.addr}, []*redisServer{sa}},
-		{"three-master Cluster", "cluster", clusterAddrs, cluster},
-	}
+	var configs []*topoConfig
 	for _, cache := range []string{"5s", "0s"} {
-		for _, tp := range topos {
-			e.logf("two replicas on %s, session.cache_ttl %s", tp.name, cache)
-			run, err := e.twoReplicas(ctx, tp.mode, tp.addrs, tp.servers, cache)
+		configs = append(configs,
+			&topoConfig{topology: "one standalone Redis", mode: "standalone", cache: cache, addrs: []string{sa.addr}, servers: []*redisServer{sa}},
+			&topoConfig{topology: "three-master Cluster", mode: "cluster", cache: cache, addrs: clusterAddrs, servers: cluster})
+	}
+	var all []*capInstance
+	for i, c := range configs {
+		for r := range 2 {
+			in, err := e.startInstance(e.inst[fmt.Sprintf("topo-%d-%d", i, r)], e.idp.URL, c.mode, c.addrs, c.cache)
 			if err != nil {
 				return err
 			}
-			run.Topology = tp.name
-			res.Topologies = append(res.Topologies, run)
+			defer in.px.stop()
+			ck, err := login(ctx, in.px, e.idp.URL, alice.Username, alice.Password)
+			if err != nil {
+				return err
+			}
+			c.reps[r], c.cookies[r] = in, in.px.cookie+"="+ck
+			all = append(all, in)
 		}
+	}
+	for round := range e.o.rounds {
+		order := slices.Clone(configs)
+		k := round % len(order)
+		order = append(order[k:], order[:k]...)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, c := range order {
+			e.logf("round %d/%d: two replicas on %s", round+1, e.o.rounds, c.label())
+			run, err := e.twoReplicas(ctx, c, all, sa, cluster)
+			if err != nil {
+				return err
+			}
+			c.samples = append(c.samples, run)
+		}
+	}
+	for _, c := range configs {
+		res.Topologies = append(res.Topologies, medianRun(c))
 	}
 	printTopologies(w, res.Topologies, e.o)
 	return nil
 }
 
-// twoReplicas starts replica-a and replica-b on the given Redis, signs in
-// on each, and loads both at once with one wrk each.
-func (e *capEnv) twoReplicas(ctx context.Context, mode string, addrs []string, servers []*redisServer, cache string) (topoRun, error) {
-	run := topoRun{Cache: cache}
-	var reps []*capInstance
-	for _, name := range []string{"replica-a", "replica-b"} {
-		in, err := e.startInstance(e.inst[name], e.idp.URL, mode, addrs, cache)
-		if err != nil {
-			return run, err
+// medianRun is the median of each figure over c's rounds that passed.
+func medianRun(c *topoConfig) topoRun {
+	out := topoRun{Topology: c.topology, Cache: c.cache, Rounds: len(c.samples)}
+	var rps, p50, p99, redisUS, ghUS, other []float64
+	for _, s := range c.samples {
+		if s.Problem != "" {
+			out.Problem = strings.TrimPrefix(out.Problem+"; "+s.Problem, "; ")
+			continue
 		}
-		defer in.px.stop()
-		reps = append(reps, in)
+		rps, p50, p99 = append(rps, s.ReqPerSec), append(p50, s.P50ms), append(p99, s.P99ms)
+		redisUS, ghUS, other = append(redisUS, s.RedisUSPerReq), append(ghUS, s.GatehouseUSPReq), append(other, s.OtherCPUpct)
 	}
-	var cookies []string
-	for _, in := range reps {
-		c, err := login(ctx, in.px, e.idp.URL, alice.Username, alice.Password)
-		if err != nil {
-			return run, err
+	med := func(xs []float64) float64 { // 0 when no round passed: JSON has no NaN
+		if len(xs) == 0 {
+			return 0
 		}
-		cookies = append(cookies, in.px.cookie+"="+c)
+		return median(xs)
 	}
+	out.ReqPerSec, out.P50ms, out.P99ms = med(rps), med(p50), med(p99)
+	out.RedisUSPerReq, out.GatehouseUSPReq, out.OtherCPUpct = med(redisUS), med(ghUS), med(other)
+	return out
+}
+
+// twoReplicas loads both replicas of c at once, one wrk each, and measures
+// the throughput, the worse replica's latencies, the CPU per request of
+// Gatehouse and Redis, and the CPU other processes took meanwhile.
+func (e *capEnv) twoReplicas(ctx context.Context, c *topoConfig, all []*capInstance, sa *redisServer, cluster []*redisServer) (topoRun, error) {
+	run := topoRun{Topology: c.topology, Cache: c.cache}
 	script := filepath.Join(e.o.out, "count.lua")
 	conns := max(1, e.o.conns/2)
-	wrkFor := func(i int, d time.Duration) wrkRun {
-		return wrkRun{bin: e.o.wrk, script: script, threads: 1, conns: conns, duration: d,
-			url: reps[i].px.url + "/", headerName: "Cookie", headerV: cookies[i]}
-	}
 	both := func(d time.Duration, tag string) ([2]wrkResult, error) {
 		var out [2]wrkResult
 		var errs [2]error
 		var wg sync.WaitGroup
 		for i := range 2 {
 			wg.Go(func() {
-				out[i], errs[i] = wrkFor(i, d).run(ctx, filepath.Join(e.o.out, fmt.Sprintf("wrk-capacity-%s-%s-%s.log", mode, cache, tag)))
+				r := wrkRun{bin: e.o.wrk, script: script, threads: 1, conns: conns, duration: d,
+					url: c.reps[i].px.url + "/", headerName: "Cookie", headerV: c.cookies[i]}
+				out[i], errs[i] = r.run(ctx, filepath.Join(e.o.out, fmt.Sprintf("wrk-capacity-%s-%s.log", c.reps[i].name, tag)))
 			})
 		}
 		wg.Wait()
@@ -619,18 +670,32 @@ func (e *capEnv) twoReplicas(ctx context.Context, mode string, addrs []string, s
 			return run, err
 		}
 	}
-	pids := func() []int {
-		var p []int
-		for _, s := range servers {
-			p = append(p, s.pid())
+	var ourPIDs, redisPIDs, ghPIDs []int
+	for _, in := range all {
+		ourPIDs = append(ourPIDs, in.px.pid())
+	}
+	for _, s := range append([]*redisServer{sa}, cluster...) {
+		ourPIDs = append(ourPIDs, s.pid())
+	}
+	for _, s := range c.servers {
+		redisPIDs = append(redisPIDs, s.pid())
+	}
+	ghPIDs = []int{c.reps[0].px.pid(), c.reps[1].px.pid()}
+	ourPIDs = append(ourPIDs, os.Getpid())
+	snap := func() (redisT, ghT, ourT, busy, total int64, err error) {
+		if redisT, err = sumTicks(redisPIDs); err != nil {
+			return
 		}
-		return p
+		if ghT, err = sumTicks(ghPIDs); err != nil {
+			return
+		}
+		if ourT, err = sumTicks(ourPIDs); err != nil {
+			return
+		}
+		busy, total, err = machineTicks()
+		return
 	}
-	redis0, err := sumTicks(pids())
-	if err != nil {
-		return run, err
-	}
-	gh0, err := sumTicks([]int{reps[0].px.pid(), reps[1].px.pid()})
+	r0, g0, o0, b0, t0, err := snap()
 	if err != nil {
 		return run, err
 	}
@@ -638,22 +703,22 @@ func (e *capEnv) twoReplicas(ctx context.Context, mode string, addrs []string, s
 	if err != nil {
 		return run, err
 	}
-	redis1, err := sumTicks(pids())
+	r1, g1, o1, b1, t1, err := snap()
 	if err != nil {
 		return run, err
 	}
-	gh1, err := sumTicks([]int{reps[0].px.pid(), reps[1].px.pid()})
-	if err != nil {
-		return run, err
-	}
+	usPerTick := 1e6 / float64(e.tck)
 	reqs := r[0].Requests + r[1].Requests
 	run.ReqPerSec = r[0].reqPerSec() + r[1].reqPerSec()
 	run.P50ms = max(r[0].P50, r[1].P50).Seconds() * 1000
 	run.P99ms = max(r[0].P99, r[1].P99).Seconds() * 1000
 	if reqs > 0 {
-		usPerTick := 1e6 / float64(e.tck)
-		run.RedisUSPerReq = float64(redis1-redis0) * usPerTick / float64(reqs)
-		run.GatehouseUSPReq = float64(gh1-gh0) * usPerTick / float64(reqs)
+		run.RedisUSPerReq = float64(r1-r0) * usPerTick / float64(reqs)
+		run.GatehouseUSPReq = float64(g1-g0) * usPerTick / float64(reqs)
+	}
+	ours := float64(o1-o0)*usPerTick + float64((r[0].CPU+r[1].CPU)/time.Microsecond)
+	if elapsed := float64(t1-t0) / float64(runtime.NumCPU()) * usPerTick; elapsed > 0 {
+		run.OtherCPUpct = max(0, 100*(float64(b1-b0)*usPerTick-ours)/elapsed)
 	}
 	if bad := r[0].Non2xx + r[1].Non2xx + r[0].SockErrors + r[1].SockErrors; bad > 0 {
 		run.Problem = fmt.Sprintf("%d non-2xx responses or socket errors", bad)
@@ -1106,6 +1171,11 @@ func startCluster(ctx context.Context, bin, dir string) ([]*redisServer, error) 
 		}
 		name := fmt.Sprintf("redis-cluster-%d", i)
 		ndir := filepath.Join(dir, name)
+		// A reused BENCH_OUT's nodes.conf would make the node remember the old cluster.
+		if err := os.RemoveAll(ndir); err != nil {
+			stopAll()
+			return nil, fmt.Errorf("loadbench: %w", err)
+		}
 		if err := os.MkdirAll(ndir, 0o700); err != nil {
 			stopAll()
 			return nil, fmt.Errorf("loadbench: %w", err)
@@ -1235,16 +1305,18 @@ func printRevocations(w io.Writer, rs []revokeFigures) {
 
 func printTopologies(w io.Writer, runs []topoRun, o options) {
 	fmt.Fprintf(w, "\n### Two replicas, one standalone Redis against a three-master Cluster\n\n"+
-		"Two wrk at once (-t1 -c%d each, %v), one per replica, each with its own session.\n\n"+
-		"| Redis | session cache | req/s (both) | p50 ms (worse) | p99 ms (worse) | Gatehouse CPU µs/req | Redis CPU µs/req | problem |\n|---|---|--:|--:|--:|--:|--:|---|\n",
-		max(1, o.conns/2), o.duration)
+		"Two wrk at once (-t1 -c%d each, %v after a %v warm-up), one per replica, each with its own session; "+
+		"medians over %d rounds in alternating order.\n\n"+
+		"| Redis | session cache | req/s (both) | p50 ms (worse) | p99 ms (worse) | Gatehouse CPU µs/req | Redis CPU µs/req | other CPU %% | problem |\n"+
+		"|---|---|--:|--:|--:|--:|--:|--:|---|\n",
+		max(1, o.conns/2), o.duration, o.warmup, o.rounds)
 	for _, r := range runs {
 		cache := "on (" + r.Cache + ")"
 		if r.Cache == "0s" {
 			cache = "off"
 		}
-		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2f | %.1f | %.1f | %s |\n", r.Topology, cache, r.ReqPerSec, r.P50ms, r.P99ms,
-			r.GatehouseUSPReq, r.RedisUSPerReq, r.Problem)
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.2f | %.1f | %.1f | %.0f | %s |\n", r.Topology, cache, r.ReqPerSec, r.P50ms, r.P99ms,
+			r.GatehouseUSPReq, r.RedisUSPerReq, r.OtherCPUpct, r.Problem)
 	}
 }
 
