@@ -516,3 +516,20 @@ func TestEnvName(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimMappingsTheMinterDrops: a route may not map a claim the minter
+// sets itself or refuses to carry (tokenmint.ReservedClaim is the one list),
+// so a mapping is never accepted at startup and dropped at every request.
+func TestClaimMappingsTheMinterDrops(t *testing.T) {
+	for _, name := range []string{"sub", "azp", "nonce", "events", "at_hash", "scope", "scp", "cnf", "act"} {
+		c := mustLoad(t, validYAML+"routes:\n  - {name: r, path_prefix: /, upstream: http://127.0.0.1:8000, claims: {"+name+": department}}\n", nil)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "routes[0].claims."+name) {
+			t.Errorf("mapping %q: Validate() = %v; want it refused, by key", name, err)
+		}
+	}
+	c := mustLoad(t, validYAML+"routes:\n  - {name: r, path_prefix: /, upstream: http://127.0.0.1:8000, claims: {department: dept}}\n", nil)
+	if err := c.Validate(); err != nil {
+		t.Errorf("an ordinary mapping: %v", err)
+	}
+}
