@@ -200,7 +200,10 @@ func (s *Server) scope(q *query) (*Route, []*Route) {
 	case q.path.ambiguous:
 		return rt, s.routes
 	}
-	return rt, []*Route{rt}
+	if rt.self == nil { // a route New did not prepare (tests)
+		return rt, []*Route{rt}
+	}
+	return rt, rt.self
 }
 
 // route is match for the configured routes: first match wins, and only

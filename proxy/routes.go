@@ -32,6 +32,7 @@ type Route struct {
 	Claims map[string]string
 
 	proxy *httputil.ReverseProxy
+	self  []*Route // []*Route{rt}: a decision's scope without an allocation
 }
 
 // matches reports whether rt takes a request for host (lowercase, no

@@ -126,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("proxy: route %q has no upstream", rt.Name)
 		}
 		rt.proxy = s.reverseProxy(rt)
+		rt.self = []*Route{rt}
 		s.anyCaseInsensitive = s.anyCaseInsensitive || rt.CaseInsensitive
 	}
 	s.mux = map[string]http.HandlerFunc{
