@@ -22,6 +22,11 @@ func (s *Server) renderProxy(w http.ResponseWriter, r *http.Request, q *query, v
 		}
 		fw.path = q.path.clean
 		stateOf(r).fw = fw
+		if err := bufferBody(r); err != nil {
+			s.log.Info("request body not received", "request_id", requestID(r), "err", err)
+			s.fail(w, r, http.StatusBadRequest, "The request body could not be read.")
+			return
+		}
 		v.route.proxy.ServeHTTP(w, r)
 	case unauthenticated:
 		s.clearDeadCookie(w, r)
