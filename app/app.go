@@ -476,6 +476,9 @@ func sessionCacheMetrics(c *sessionstore.Cached) []prometheus.Collector {
 			func(s sessionstore.CacheStats) int { return s.PendingInvalidations }),
 		counter("gatehouse_session_invalidations_dropped_total", "Invalidations given up: the retry queue was full or the cache TTL had made them moot.",
 			func(s sessionstore.CacheStats) uint64 { return s.LostInvalidations + s.ExpiredInvalidations }),
+		// The command line has no /metrics: every replica counts what it announces (use max, not sum).
+		counter("gatehouse_sessions_revoked_by_operator_total", "Sessions operators ended with gatehouse sessions revoke, as announced to this replica (every replica counts each).",
+			func(s sessionstore.CacheStats) uint64 { return s.OperatorRevocations }),
 	}
 }
 

@@ -225,6 +225,19 @@ func TestSessionsCommand(t *testing.T) {
 	revoke("--sub", "u-bob", 1)
 	gone(bob, "bob")
 
+	// The command line has no /metrics; the replica counts what it announced.
+	e2etest.Eventually(t, "the replica to count the operator's revocations", func() error {
+		resp, err := http.Get(e.MetricsURL + "/metrics")
+		if err != nil {
+			return err
+		}
+		body := e2etest.ReadBody(t, resp)
+		if want := "gatehouse_sessions_revoked_by_operator_total 3\n"; !strings.Contains(body, want) {
+			return fmt.Errorf("/metrics lacks %q", want)
+		}
+		return nil
+	})
+
 	revoke("--sub", "u-bob", 0)
 	if out, _, _ := runSplit(t, env, "sessions", "list", "--sub", "u-bob"); !strings.Contains(out, "no live sessions") {
 		t.Errorf("list after the revocations: %q; want no live sessions", out)

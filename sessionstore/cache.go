@@ -83,6 +83,7 @@ type Cached struct {
 
 	hits, misses, received, subscriptions atomic.Uint64
 	publishFailures, lost, expiredRetries atomic.Uint64
+	operatorRevoked                       atomic.Uint64
 
 	ps         *redis.PubSub
 	stop       chan struct{}
@@ -170,6 +171,10 @@ func (c *Cached) subscribe() {
 		case *redis.Message:
 			c.received.Add(1)
 			for _, h := range strings.Fields(m.Payload) {
+				if n, ok := operatorRevocations(h); ok {
+					c.operatorRevoked.Add(n)
+					continue
+				}
 				c.drop(h)
 			}
 			c.mu.RLock()
@@ -363,6 +368,10 @@ type CacheStats struct {
 	// ExpiredInvalidations were dropped from it once moot (older than the
 	// TTL); for both, the cache TTL alone bounded the staleness.
 	LostInvalidations, ExpiredInvalidations uint64
+	// OperatorRevocations counts the sessions operators ended with
+	// `gatehouse sessions revoke` (Admin.Revoke) while this replica listened:
+	// every replica counts each one.
+	OperatorRevocations uint64
 }
 
 // Stats returns the cache's counters, for metrics.
@@ -378,6 +387,7 @@ func (c *Cached) Stats() CacheStats {
 		InvalidationsReceived: c.received.Load(), Subscriptions: c.subscriptions.Load(),
 		PublishFailures: c.publishFailures.Load(), PendingInvalidations: pending,
 		LostInvalidations: c.lost.Load(), ExpiredInvalidations: c.expiredRetries.Load(),
+		OperatorRevocations: c.operatorRevoked.Load(),
 	}
 }
 

@@ -393,7 +393,7 @@ type SessionInfo struct {
 	Meta
 	// LastSeen is the last recorded activity: the latest Touch, else the
 	// login. Touches are spaced, so it lags real activity by up to a tenth
-	// of session.idle_timeout.
+	// of session.idle_timeout (at most a minute).
 	LastSeen time.Time `json:"last_seen"`
 	// Described is false when the session has no readable metadata: it was
 	// created before Gatehouse recorded any, its metadata could not be
@@ -605,6 +605,11 @@ func (a *Admin) Revoke(ctx context.Context, sel Selector) (int, error) {
 			}
 		}
 	}
+	if n > 0 {
+		// Counted by every replica's cache (CacheStats.OperatorRevocations):
+		// the command line has no /metrics of its own.
+		announce([]string{operatorMarker + strconv.Itoa(n)})
+	}
 	if err != nil {
 		return n, fmt.Errorf("sessionstore: revoking: %w", err)
 	}
@@ -612,6 +617,22 @@ func (a *Admin) Revoke(ctx context.Context, sel Selector) (int, error) {
 		return n, fmt.Errorf("%w: %w", ErrUnannounced, errors.Join(published...))
 	}
 	return n, nil
+}
+
+// operatorMarker starts the token with which Admin.Revoke tells the
+// replicas how many sessions an operator ended. It is no store hash (those
+// are hex), so a replica that does not know it drops a session that
+// cannot exist.
+const operatorMarker = "operator-revoked:"
+
+// operatorRevocations reads an operatorMarker token.
+func operatorRevocations(token string) (uint64, bool) {
+	v, ok := strings.CutPrefix(token, operatorMarker)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	return n, err == nil
 }
 
 // publish tells every replica's cache to drop these sessions, in batches.

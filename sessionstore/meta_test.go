@@ -353,6 +353,11 @@ func TestAdminListAndRevoke(t *testing.T) {
 	if left, err := f.admin.List(ctx, Selector{Subject: "u-alice"}); err != nil || len(left) != 0 {
 		t.Errorf("List(sub) after the revocations = %+v, %v; want none", left, err)
 	}
+	// Each revocation also told the replica how many it ended, for its metrics.
+	awaitMessage(t, f.got, operatorMarker+"2")
+	if got := f.replica.Stats().OperatorRevocations; got != 4 {
+		t.Errorf("the replica counted %d operator revocations; want 4 (1 by sid, 1 by email, 2 by subject)", got)
+	}
 
 	if _, err := f.admin.List(ctx, Selector{Subject: "a", Email: "b"}); err == nil {
 		t.Error("List with two selectors succeeded")
