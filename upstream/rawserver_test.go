@@ -18,7 +18,9 @@ type rawServer struct {
 	url      string
 	accepted atomic.Int32
 	closed   chan int // the index of each connection whose serve returned
-	wg       sync.WaitGroup
+	// seenClosed: what waitClosed took from closed (the test's goroutine only).
+	seenClosed map[int]bool
+	wg         sync.WaitGroup
 
 	served atomic.Int32 // for serve functions that count requests across connections
 
