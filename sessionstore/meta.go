@@ -385,7 +385,23 @@ func (s Selector) check() error {
 	if n != 1 {
 		return errors.New("sessionstore: select sessions by exactly one of subject, email or sid")
 	}
+	if s.SID != "" && !validSID(s.SID) {
+		return fmt.Errorf("sessionstore: %q is not a session's sid (43 characters of base64url, the sid claim of minted tokens)", s.SID)
+	}
 	return nil
+}
+
+// validSID reports whether sid has the form of Ticket.SID.
+func validSID(sid string) bool {
+	if len(sid) != 43 {
+		return false
+	}
+	for _, c := range []byte(sid) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // SessionInfo is one live session as an operator sees it.

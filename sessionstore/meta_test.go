@@ -319,8 +319,14 @@ func TestAdminListAndRevoke(t *testing.T) {
 	if len(bySID) != 1 || bySID[0].Email != "bob@example.com" {
 		t.Errorf("List(sid) = %+v; want bob's one session", bySID)
 	}
-	if none, err := f.admin.List(ctx, Selector{SID: "no-such-sid"}); err != nil || len(none) != 0 {
+	unknown := mustTicket(t).SID()
+	if none, err := f.admin.List(ctx, Selector{SID: unknown}); err != nil || len(none) != 0 {
 		t.Errorf("List(unknown sid) = %v, %v; want nothing", none, err)
+	}
+	for _, bad := range []string{"no-such-sid", laptop.SID() + "x", strings.Repeat("}", 43)} {
+		if _, err := f.admin.Revoke(ctx, Selector{SID: bad}); err == nil || !strings.Contains(err.Error(), "not a session's sid") {
+			t.Errorf("Revoke(sid %q) = %v; want an error saying it is not a sid", bad, err)
+		}
 	}
 
 	// By sid: exactly that session, announced to the replicas.
