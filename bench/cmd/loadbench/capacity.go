@@ -221,8 +221,11 @@ func runCapacity(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	defer e.shortIdP.Close()
 
-	fmt.Fprintf(stdout, "## Capacity (BENCH_SCALE=1): %d sessions in Redis\n\nMachine: %s. Load average before: %s.\n",
-		o.sessions, res.Machine, res.LoadBefore)
+	fmt.Fprintf(stdout, "## Capacity (BENCH_SCALE=1): %d sessions in Redis\n\n", o.sessions)
+	if o.revision != "" {
+		fmt.Fprintf(stdout, "Gatehouse built from %s. ", o.revision)
+	}
+	fmt.Fprintf(stdout, "Machine: %s. Load average before: %s.\n", res.Machine, res.LoadBefore)
 
 	if err := e.sizeAndOps(ctx, stdout, &res); err != nil {
 		return err
