@@ -513,3 +513,53 @@ func TestAdminDocumentedACL(t *testing.T) {
 		t.Errorf("Ping as the documented user: %v", err)
 	}
 }
+
+// TestAdminCluster: on a Redis Cluster a session, its indexes and its sid
+// key sit on different slots; listing and revoking by each selector still
+// finds exactly the sessions named.
+func TestAdminCluster(t *testing.T) {
+	c := testredis.StartCluster(t, testredis.ClusterOptions{})
+	clock := newFakeClock()
+	store, err := NewRedis(RedisConfig{Mode: ModeCluster, Addrs: c.Addrs()[:1], KeyPrefix: "meta", Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	f := &metaFixture{ctx: context.Background(), clock: clock, store: store}
+	f.keys, _ = NewMetaKeys([][]byte{[]byte(strings.Repeat("k", 40))})
+	f.admin = NewAdmin(store, f.keys)
+	ctx := f.ctx
+
+	a1 := f.login(t, "u-erin", "erin@example.com", firefox, "203.0.113.5")
+	a2 := f.login(t, "u-erin", "erin@example.com", firefox, "203.0.113.6")
+	a3 := f.login(t, "u-erin", "erin@other.example", firefox, "203.0.113.7")
+	other := f.login(t, "u-frank", "frank@example.com", firefox, "203.0.113.8")
+	for _, tt := range []struct {
+		sel  Selector
+		want []string
+	}{
+		{Selector{Subject: "u-erin"}, sidsOf(a1, a2, a3)},
+		{Selector{Email: "ERIN@example.com"}, sidsOf(a1, a2)},
+		{Selector{SID: other.SID()}, sidsOf(other)},
+	} {
+		got, err := f.admin.List(ctx, tt.sel)
+		if err != nil {
+			t.Fatalf("List(%+v): %v", tt.sel, err)
+		}
+		if !slices.Equal(sids(got), tt.want) {
+			t.Errorf("List(%+v) = %v; want %v", tt.sel, sids(got), tt.want)
+		}
+	}
+	if n, err := f.admin.Revoke(ctx, Selector{SID: a3.SID()}); err != nil || n != 1 {
+		t.Fatalf("Revoke(sid) = %d, %v; want 1", n, err)
+	}
+	if n, err := f.admin.Revoke(ctx, Selector{Email: "erin@example.com"}); err != nil || n != 2 {
+		t.Fatalf("Revoke(email) = %d, %v; want 2", n, err)
+	}
+	if f.alive(t, a1) || f.alive(t, a2) || f.alive(t, a3) || !f.alive(t, other) {
+		t.Error("the revocations ended the wrong sessions")
+	}
+	if left, err := f.admin.List(ctx, Selector{Subject: "u-erin"}); err != nil || len(left) != 0 {
+		t.Errorf("List(sub) after the revocations = %v, %v; want none", sids(left), err)
+	}
+}
