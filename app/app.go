@@ -102,7 +102,7 @@ type generation struct {
 	cfg       *config.Config
 	server    *proxy.Server
 	login     *oidcclient.Client
-	transport *http.Transport
+	transport proxy.UpstreamTransport
 	keys      []*tokenmint.Key
 	hash      string // gatehouse_config_info's label
 }
@@ -267,6 +267,7 @@ func (a *App) build(cfg *config.Config, keys []*tokenmint.Key, prev *generation)
 			ResponseHeaderTimeout: cfg.UpstreamTransport.ResponseHeaderTimeout,
 			IdleConnTimeout:       cfg.UpstreamTransport.IdleConnTimeout,
 			MaxIdleConnsPerHost:   cfg.UpstreamTransport.MaxIdleConnsPerHost,
+			Client:                cfg.UpstreamTransport.Client,
 		})
 	}
 	g.server, err = proxy.New(proxy.Config{

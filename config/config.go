@@ -371,6 +371,12 @@ type UpstreamTransport struct {
 	// MaxIdleConnsPerHost bounds the idle connections kept per upstream.
 	// Default 256.
 	MaxIdleConnsPerHost int `mapstructure:"max_idle_conns_per_host"`
+	// Client is the HTTP client for http:// upstreams: "lean", Gatehouse's
+	// own connection pool around net/http's request writer and response
+	// parser (package upstream), or "stdlib", net/http's http.Transport.
+	// https:// upstreams always use http.Transport. The settings above
+	// mean the same in both. Default lean.
+	Client string `mapstructure:"client"`
 }
 
 // defaults returns the configuration Load starts from.
@@ -402,6 +408,7 @@ func defaults() Config {
 			ResponseHeaderTimeout: 30 * time.Second,
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConnsPerHost:   256,
+			Client:                "lean",
 		},
 	}
 }

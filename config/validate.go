@@ -542,6 +542,7 @@ func (c *Config) validateServer(v *validator) {
 	if t.MaxIdleConnsPerHost <= 0 {
 		v.add("upstream_transport.max_idle_conns_per_host", "%d: must be greater than 0", t.MaxIdleConnsPerHost)
 	}
+	v.oneOf("upstream_transport.client", t.Client, "lean", "stdlib")
 }
 
 func (v *validator) positive(key string, d time.Duration) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse/upstream"
 )
 
 // TransportConfig tunes the connection pool to the upstreams. Zero values
@@ -21,11 +23,34 @@ type TransportConfig struct {
 	ResponseHeaderTimeout time.Duration // [30s] a slower upstream gets a 504
 	IdleConnTimeout       time.Duration // [90s]
 	MaxIdleConnsPerHost   int           // [256] sized for a busy proxy: reuse beats new connections
+	// Client is "lean" [default]: upstream.Transport for http:// upstreams,
+	// net/http's http.Transport for https://; or "stdlib": http.Transport
+	// for both.
+	Client string
 }
 
+// Client values of TransportConfig.
+const (
+	ClientLean   = "lean"
+	ClientStdlib = "stdlib"
+)
+
+// UpstreamTransport is what NewTransport returns, one of two
+// implementations chosen by TransportConfig.Client: a transport whose idle
+// connections can be closed when a reload replaces it.
+type UpstreamTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// maxResponseHeaderBytes bounds an upstream's response header, in both
+// clients (http.Transport's own default is 10 MB).
+const maxResponseHeaderBytes = 1 << 20
+
 // NewTransport returns the upstream transport: keep-alive, a large idle
-// pool per host, and a timeout on every phase.
-func NewTransport(c TransportConfig) *http.Transport {
+// pool per host, and a timeout on every phase. Both clients mean the same
+// by every setting.
+func NewTransport(c TransportConfig) UpstreamTransport {
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 3 * time.Second
 	}
@@ -38,18 +63,33 @@ func NewTransport(c TransportConfig) *http.Transport {
 	if c.MaxIdleConnsPerHost <= 0 {
 		c.MaxIdleConnsPerHost = 256
 	}
-	return &http.Transport{
-		Proxy:                 nil, // never route upstream traffic through an environment proxy
-		DialContext:           (&net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          4 * c.MaxIdleConnsPerHost,
-		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
-		IdleConnTimeout:       c.IdleConnTimeout,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
+	std := &http.Transport{
+		Proxy:                  nil, // never route upstream traffic through an environment proxy
+		DialContext:            (&net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:           4 * c.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:    c.MaxIdleConnsPerHost,
+		IdleConnTimeout:        c.IdleConnTimeout,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ResponseHeaderTimeout:  c.ResponseHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		// A proxy passes bodies through as they are: no Accept-Encoding of
 		// its own, no transparent decompression.
 		DisableCompression: true,
+	}
+	if c.Client == ClientStdlib {
+		return std
+	}
+	// The lean client never adds Accept-Encoding nor decompresses, and
+	// never consults the environment's proxy settings.
+	return &upstream.Transport{
+		DialTimeout:            c.DialTimeout,
+		ResponseHeaderTimeout:  c.ResponseHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		IdleConnTimeout:        c.IdleConnTimeout,
+		MaxIdleConnsPerHost:    c.MaxIdleConnsPerHost,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		Fallback:               std, // https: TLS stays in net/http
 	}
 }
 
