@@ -56,6 +56,9 @@ func exchange(ctx context.Context, c *conn, req *http.Request) (*http.Response, 
 	rt := &roundTrip{t: t, c: c, req: req, ctx: ctx}
 	c.begin()
 	if ctx.Done() != nil {
+		// No goroutine waits for the context: when it ends (cancelled, or
+		// its deadline passed) cancel sets a past deadline on the
+		// connection, which wakes the reads and writes blocked on it.
 		rt.stop = context.AfterFunc(ctx, c.cancelFn)
 	}
 	trace := httptrace.ContextClientTrace(ctx)
