@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -55,5 +57,35 @@ func TestRequestBodies(t *testing.T) {
 		if gotLen != tt.wantLen || (len(gotTE) > 0) != tt.chunkedU {
 			t.Errorf("%s: upstream saw Content-Length %d, Transfer-Encoding %v; want %d, chunked %v", tt.name, gotLen, gotTE, tt.wantLen, tt.chunkedU)
 		}
+	}
+}
+
+// TestUpstreamInvalidStatus: an upstream answering a status below 100 gets
+// the client a 502, not a panic in the server.
+func TestUpstreamInvalidStatus(t *testing.T) {
+	f := newFixture(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				bufio.NewReader(c).ReadString('\n')
+				io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n")
+			}()
+		}
+	}()
+	u, _ := f.srv.routes[0].Upstream.Parse("http://" + ln.Addr().String())
+	f.srv.routes[0].Upstream = u
+	f.srv.routes[0].proxy = f.srv.reverseProxy(f.srv.routes[0])
+	if got := f.get(f.plant(t)).Code; got != http.StatusBadGateway {
+		t.Fatalf("got %d; want 502", got)
 	}
 }

@@ -116,6 +116,14 @@ func (s *Server) reverseProxy(rt *Route) *httputil.ReverseProxy {
 		Transport:  s.cfg.Transport,
 		BufferPool: sharedBuffers,
 		ErrorLog:   slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+		// An upstream's status outside 100..999 would make ReverseProxy
+		// call WriteHeader with it, which panics: it is a bad gateway.
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode < 100 || resp.StatusCode > 999 {
+				return errBadUpstreamStatus
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			code, msg := http.StatusBadGateway, "Upstream unavailable."
 			var ne net.Error
@@ -228,6 +236,8 @@ func (s *Server) trustedAddr(ip netip.Addr) bool {
 	}
 	return false
 }
+
+var errBadUpstreamStatus = errors.New("proxy: upstream answered an invalid status code")
 
 // peerPrefix is the trusted_proxies entry that would trust exactly the peer
 // at remoteAddr.
